@@ -1,0 +1,123 @@
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::item::{get_n_or, get_s, n, s, Item};
+use super::StoreError;
+
+/// A connected WebSocket client and the products it asked for (`None`: all).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub connection_id: String,
+    pub product_ids: Option<BTreeSet<String>>,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn add(&self, connection_id: &str, connected_at_ms: i64, expires_at_s: i64) -> Result<(), StoreError>;
+    async fn remove(&self, connection_id: &str) -> Result<(), StoreError>;
+    /// Returns false if the connection is not (or no longer) recorded.
+    async fn set_filter(&self, connection_id: &str, product_ids: Option<&BTreeSet<String>>) -> Result<bool, StoreError>;
+    async fn all(&self) -> Result<Vec<Connection>, StoreError>;
+}
+
+/// The connections table, keyed by `connectionId`, with `expiresAt` (epoch seconds) as its TTL attribute.
+#[derive(Clone)]
+pub struct DynamoConnections {
+    client: Client,
+    table: String,
+}
+
+impl DynamoConnections {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoConnections {
+    async fn add(&self, connection_id: &str, connected_at_ms: i64, expires_at_s: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("connectionId", s(connection_id))
+            .item("connectedAt", n(connected_at_ms))
+            .item("expiresAt", n(expires_at_s))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("PutItem connection", e))?;
+        Ok(())
+    }
+
+    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("connectionId", s(connection_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("DeleteItem connection", e))?;
+        Ok(())
+    }
+
+    async fn set_filter(&self, connection_id: &str, product_ids: Option<&BTreeSet<String>>) -> Result<bool, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("connectionId", s(connection_id))
+            .condition_expression("attribute_exists(connectionId)");
+        let request = match product_ids {
+            Some(ids) => request
+                .update_expression("SET productIds = :ids")
+                .expression_attribute_values(":ids", AttributeValue::Ss(ids.iter().cloned().collect())),
+            None => request.update_expression("REMOVE productIds"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::aws("UpdateItem connection", e)),
+        }
+    }
+
+    async fn all(&self) -> Result<Vec<Connection>, StoreError> {
+        let now_s = chrono::Utc::now().timestamp();
+        let items: Vec<Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::aws("Scan connections", e))?;
+        let mut connections = Vec::with_capacity(items.len());
+        for item in &items {
+            // TTL deletion lags expiry by up to days in AWS; an expired record is already dead.
+            if get_n_or(item, "expiresAt", i64::MAX)? < now_s {
+                continue;
+            }
+            connections.push(connection_from_item(item)?);
+        }
+        Ok(connections)
+    }
+}
+
+fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
+    let product_ids = match item.get("productIds") {
+        Some(AttributeValue::Ss(ids)) => Some(ids.iter().cloned().collect()),
+        None => None,
+        Some(other) => return Err(StoreError::CorruptItem(format!("productIds is not a string set: {other:?}"))),
+    };
+    Ok(Connection { connection_id: get_s(item, "connectionId")?, product_ids })
+}

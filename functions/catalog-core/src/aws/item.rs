@@ -1,0 +1,49 @@
+//! Reading typed attributes out of DynamoDB items.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::StoreError;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        other => Err(StoreError::CorruptItem(format!("{name} is not a string: {other:?}"))),
+    }
+}
+
+pub fn get_opt_s(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => {
+            v.parse().map_err(|_| StoreError::CorruptItem(format!("{name}={v} is not a valid number")))
+        }
+        other => Err(StoreError::CorruptItem(format!("{name} is not a number: {other:?}"))),
+    }
+}
+
+/// A numeric attribute that may be absent (treated as `default`).
+pub fn get_n_or<T: std::str::FromStr>(item: &Item, name: &str, default: T) -> Result<T, StoreError> {
+    if item.contains_key(name) {
+        get_n(item, name)
+    } else {
+        Ok(default)
+    }
+}

@@ -1,0 +1,42 @@
+//! AWS adapters. Each sits behind a small trait so handler logic is tested with fakes.
+
+pub mod clients;
+pub mod connections;
+pub mod item;
+pub mod products;
+pub mod publisher;
+pub mod push;
+
+pub use connections::{Connection, ConnectionStore, DynamoConnections};
+pub use products::{DynamoProducts, GeneratorStore, ProductStore};
+pub use publisher::{ChangePublisher, SnsPublisher};
+pub use push::{ManagementApiPusher, PushError, Pusher};
+
+/// A failed call to a downstream service, with the message the SDK gave.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("product {0} does not exist")]
+    UnknownProduct(String),
+    #[error("stored item is unreadable: {0}")]
+    CorruptItem(String),
+    #[error("{operation} failed: {message}")]
+    Aws { operation: &'static str, message: String },
+}
+
+impl StoreError {
+    pub fn aws<E: std::error::Error>(operation: &'static str, err: E) -> Self {
+        StoreError::Aws { operation, message: full_message(&err) }
+    }
+}
+
+/// The SDK's Display shows only the outermost layer ("service error"); the cause chain says what went wrong.
+pub fn full_message(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}

@@ -1,0 +1,252 @@
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::Client;
+
+use super::item::{get_n, get_n_or, get_opt_s, get_s, n, s, Item};
+use super::StoreError;
+use crate::generate::ProductState;
+use crate::version::{classify, Classification};
+use crate::{ApplyOutcome, Product, ProductChanged, StockAndPrice};
+
+#[async_trait]
+pub trait ProductStore: Send + Sync {
+    /// Writes the change only if it is newer than the stored version.
+    async fn apply_change(&self, change: &ProductChanged) -> Result<ApplyOutcome<Product>, StoreError>;
+    async fn all_products(&self) -> Result<Vec<Product>, StoreError>;
+}
+
+/// What the generator reads and records.
+#[async_trait]
+pub trait GeneratorStore: Send + Sync {
+    async fn generator_states(&self) -> Result<Vec<ProductState>, StoreError>;
+    /// Records that `version` was published; false if a newer one already was.
+    async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError>;
+}
+
+/// The products table: one item per product, keyed by `productId`.
+///
+/// Besides the product's own fields it holds `lastChangeId` (to tell a redelivery
+/// from a different change with the same version) and `publishedVersion`, the
+/// generator's record of the last version it published.
+#[derive(Clone)]
+pub struct DynamoProducts {
+    client: Client,
+    table: String,
+}
+
+impl DynamoProducts {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn scan_items(&self) -> Result<Vec<Item>, StoreError> {
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::aws("Scan products", e))
+    }
+
+    async fn get_item(&self, product_id: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("productId", s(product_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("GetItem product", e))?;
+        Ok(out.item)
+    }
+
+
+    /// Writes a seed product unless it already exists; returns whether it was written.
+    pub async fn insert_if_absent(&self, product: &Product) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(product_to_item(product)))
+            .condition_expression("attribute_not_exists(productId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::aws("PutItem product", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl GeneratorStore for DynamoProducts {
+    async fn generator_states(&self) -> Result<Vec<ProductState>, StoreError> {
+        self.scan_items().await?.iter().map(product_state_from_item).collect()
+    }
+
+    async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("productId", s(product_id))
+            .update_expression("SET publishedVersion = :v")
+            .condition_expression("attribute_exists(productId) AND (attribute_not_exists(publishedVersion) OR publishedVersion < :v)")
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e) => Err(StoreError::aws("UpdateItem publishedVersion", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ProductStore for DynamoProducts {
+    async fn apply_change(&self, change: &ProductChanged) -> Result<ApplyOutcome<Product>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("productId", s(&change.product_id))
+            .update_expression(
+                "SET priceCents = :price, stock = :stock, version = :version, updatedAt = :at, lastChangeId = :change",
+            )
+            .condition_expression("attribute_exists(productId) AND (attribute_not_exists(version) OR version < :version)")
+            .expression_attribute_values(":price", n(change.current.price_cents))
+            .expression_attribute_values(":stock", n(change.current.stock))
+            .expression_attribute_values(":version", n(change.version))
+            .expression_attribute_values(":at", s(change.changed_at.to_rfc3339()))
+            .expression_attribute_values(":change", s(&change.change_id))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out.attributes.ok_or_else(|| StoreError::CorruptItem("UpdateItem returned no attributes".into()))?;
+                Ok(ApplyOutcome::Applied(product_from_item(&item)?))
+            }
+            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+                // Either the product is unknown or the stored version is not older: read it to tell which.
+                let item = self
+                    .get_item(&change.product_id)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownProduct(change.product_id.clone()))?;
+                let stored = product_from_item(&item)?;
+                let stored_change = get_opt_s(&item, "lastChangeId");
+                Ok(match classify(change.version, &change.change_id, stored.version, stored_change.as_deref()) {
+                    Classification::SameChange => ApplyOutcome::Duplicate(stored),
+                    // A newer version can only fail the condition if it raced a write; the
+                    // next delivery will see the new state, so treat it like a stale one now.
+                    Classification::Older | Classification::Newer => {
+                        ApplyOutcome::Stale { stored_version: stored.version }
+                    }
+                })
+            }
+            Err(e) => Err(StoreError::aws("UpdateItem product", e)),
+        }
+    }
+
+    async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
+        self.scan_items().await?.iter().map(product_from_item).collect()
+    }
+}
+
+pub fn product_from_item(item: &Item) -> Result<Product, StoreError> {
+    Ok(Product {
+        product_id: get_s(item, "productId")?,
+        name: get_s(item, "name")?,
+        category: get_s(item, "category")?,
+        price_cents: get_n(item, "priceCents")?,
+        currency: get_s(item, "currency")?,
+        stock: get_n(item, "stock")?,
+        photo_key: get_s(item, "photoKey")?,
+        version: get_n_or(item, "version", 0)?,
+        updated_at: get_s(item, "updatedAt")?,
+    })
+}
+
+fn product_state_from_item(item: &Item) -> Result<ProductState, StoreError> {
+    let product = product_from_item(item)?;
+    Ok(ProductState {
+        values: StockAndPrice { price_cents: product.price_cents, stock: product.stock },
+        applied_version: product.version,
+        published_version: get_n_or(item, "publishedVersion", 0)?,
+        product_id: product.product_id,
+    })
+}
+
+pub fn product_to_item(p: &Product) -> Item {
+    Item::from([
+        ("productId".to_owned(), s(&p.product_id)),
+        ("name".to_owned(), s(&p.name)),
+        ("category".to_owned(), s(&p.category)),
+        ("priceCents".to_owned(), n(p.price_cents)),
+        ("currency".to_owned(), s(&p.currency)),
+        ("stock".to_owned(), n(p.stock)),
+        ("photoKey".to_owned(), s(&p.photo_key)),
+        ("version".to_owned(), n(p.version)),
+        ("updatedAt".to_owned(), s(&p.updated_at)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_round_trips_through_an_item() {
+        let p = Product {
+            product_id: "p-001".into(),
+            name: "Ceramic Mug".into(),
+            category: "kitchen".into(),
+            price_cents: 1299,
+            currency: "EUR".into(),
+            stock: 40,
+            photo_key: "photos/p-001.png".into(),
+            version: 3,
+            updated_at: "2026-11-23T10:00:00+00:00".into(),
+        };
+        assert_eq!(product_from_item(&product_to_item(&p)).unwrap(), p);
+    }
+
+    #[test]
+    fn missing_version_reads_as_zero_and_bad_numbers_are_reported() {
+        let p = Product {
+            product_id: "p".into(),
+            name: "n".into(),
+            category: "c".into(),
+            price_cents: 1,
+            currency: "EUR".into(),
+            stock: 1,
+            photo_key: "k".into(),
+            version: 0,
+            updated_at: "t".into(),
+        };
+        let mut item = product_to_item(&p);
+        item.remove("version");
+        assert_eq!(product_from_item(&item).unwrap().version, 0);
+        item.insert("stock".into(), s("lots"));
+        assert!(matches!(product_from_item(&item), Err(StoreError::CorruptItem(_))));
+    }
+}

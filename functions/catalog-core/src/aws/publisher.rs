@@ -1,0 +1,51 @@
+use async_trait::async_trait;
+use aws_sdk_sns::types::MessageAttributeValue;
+use aws_sdk_sns::Client;
+
+use super::StoreError;
+use crate::ProductChanged;
+
+#[async_trait]
+pub trait ChangePublisher: Send + Sync {
+    /// Publishes one change; Ok means SNS accepted it.
+    async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError>;
+}
+
+/// Publishes changes to the product-changes topic. Message attributes carry the
+/// event type and product id so subscriptions can filter without parsing bodies.
+#[derive(Clone)]
+pub struct SnsPublisher {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsPublisher {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self { client, topic_arn: topic_arn.into() }
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data_type is set")
+}
+
+#[async_trait]
+impl ChangePublisher for SnsPublisher {
+    async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(change.to_json())
+            .message_attributes("eventType", string_attribute(&change.event_type))
+            .message_attributes("productId", string_attribute(&change.product_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SNS Publish", e))?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+}

@@ -1,0 +1,20 @@
+//! The product-catalogue domain and the AWS adapters behind small traits.
+//!
+//! Pure logic (what a change is, how versions order, what a client asked for)
+//! lives in the domain modules and is tested without AWS. The `aws` module holds
+//! the DynamoDB, SNS and API Gateway management adapters used by the functions.
+
+pub mod aws;
+pub mod change;
+pub mod config;
+pub mod frames;
+pub mod generate;
+pub mod product;
+pub mod telemetry;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod version;
+
+pub use change::{ChangeError, ProductChanged, StockAndPrice};
+pub use product::Product;
+pub use version::ApplyOutcome;

@@ -1,0 +1,144 @@
+//! Applies `ProductChanged` events from SQS to the products table and pushes the
+//! new state to every subscribed WebSocket client.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use catalog_core::aws::{Connection, ConnectionStore, ProductStore, PushError, Pusher, StoreError};
+use catalog_core::frames::{wants, ServerFrame};
+use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
+use futures::stream::{self, StreamExt};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// What happened to one message.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BatchCounts {
+    pub received: usize,
+    pub applied: usize,
+    pub duplicate: usize,
+    pub stale: usize,
+    pub malformed: usize,
+    pub failed: usize,
+    pub pushes_sent: usize,
+    pub pushes_gone: usize,
+    pub pushes_failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error(transparent)]
+    Malformed(#[from] ChangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{failed} of {attempted} pushes failed; the change will be pushed again")]
+    Push { failed: usize, attempted: usize },
+}
+
+pub struct Consumer<P, C, U> {
+    pub products: P,
+    pub connections: C,
+    pub pusher: U,
+    /// How many PostToConnection calls run at once.
+    pub push_concurrency: usize,
+}
+
+impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
+    /// Handles one SQS batch. Each failed message is reported on its own
+    /// (`ReportBatchItemFailures`), so only it returns to the queue; after the
+    /// queue's maxReceiveCount it moves to the dead-letter queue.
+    pub async fn handle_batch(&self, event: SqsEvent) -> (SqsBatchResponse, BatchCounts) {
+        let mut counts = BatchCounts { received: event.records.len(), ..BatchCounts::default() };
+        let mut response = SqsBatchResponse::default();
+        // Read once per batch, only if something is pushed.
+        let mut connections: Option<Vec<Connection>> = None;
+        for record in &event.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let span = info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
+            let result = self.handle_record(record, &mut connections, &mut counts).instrument(span.clone()).await;
+            if let Err(err) = result {
+                let _enter = span.enter();
+                match &err {
+                    RecordError::Malformed(reason) => {
+                        counts.malformed += 1;
+                        warn!(reason = %reason, body = record.body.as_deref().unwrap_or(""), "malformed message; it returns to the queue and ends in the DLQ");
+                    }
+                    other => {
+                        counts.failed += 1;
+                        warn!(error = %other, "message failed; it returns to the queue");
+                    }
+                }
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        (response, counts)
+    }
+
+    async fn handle_record(
+        &self,
+        record: &SqsMessage,
+        connections: &mut Option<Vec<Connection>>,
+        counts: &mut BatchCounts,
+    ) -> Result<(), RecordError> {
+        let change = ProductChanged::from_message_body(record.body.as_deref().unwrap_or(""))?;
+        tracing::Span::current().record("change_id", change.change_id.as_str());
+        let product = match self.products.apply_change(&change).await? {
+            ApplyOutcome::Applied(product) => {
+                counts.applied += 1;
+                debug!(product_id = %change.product_id, version = change.version, "applied");
+                product
+            }
+            ApplyOutcome::Duplicate(product) => {
+                counts.duplicate += 1;
+                info!(product_id = %change.product_id, version = change.version, "duplicate delivery; pushing the stored state again");
+                product
+            }
+            ApplyOutcome::Stale { stored_version } => {
+                counts.stale += 1;
+                debug!(product_id = %change.product_id, version = change.version, stored_version, "older than stored; dropped");
+                return Ok(());
+            }
+        };
+        if connections.is_none() {
+            *connections = Some(self.connections.all().await?);
+        }
+        let targets: Vec<&Connection> = connections
+            .as_ref()
+            .expect("loaded above")
+            .iter()
+            .filter(|c| wants(c.product_ids.as_ref(), &change.product_id))
+            .collect();
+        let frame = ServerFrame::product_changed(&change, product).to_json();
+        let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
+            .map(|c| async { (c.connection_id.clone(), self.pusher.push(&c.connection_id, &frame).await) })
+            .buffer_unordered(self.push_concurrency.max(1))
+            .collect()
+            .await;
+        let attempted = results.len();
+        let mut failed = 0;
+        for (connection_id, result) in results {
+            match result {
+                Ok(()) => counts.pushes_sent += 1,
+                Err(PushError::Gone) => {
+                    counts.pushes_gone += 1;
+                    info!(connection_id = %connection_id, "connection gone (410); removing its record");
+                    self.connections.remove(&connection_id).await?;
+                    if let Some(list) = connections.as_mut() {
+                        list.retain(|c| c.connection_id != connection_id);
+                    }
+                }
+                Err(PushError::Failed(reason)) => {
+                    counts.pushes_failed += 1;
+                    failed += 1;
+                    warn!(connection_id = %connection_id, reason = %reason, "push failed");
+                }
+            }
+        }
+        if failed > 0 {
+            return Err(RecordError::Push { failed, attempted });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
