@@ -1,0 +1,104 @@
+use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use catalog_core::fakes::{product, MemoryConnections, MemoryProducts, RecordingPusher};
+
+use super::*;
+
+const CONNECTION: &str = "Sx2XhdJXoAMCJ0g=";
+
+fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
+    WsHandler {
+        connections: MemoryConnections::default(),
+        products: MemoryProducts::with((1..=120).map(|i| product(&format!("p-{i:03}"), 100 * i, i))),
+        pusher: RecordingPusher::default(),
+        connection_ttl_secs: 7200,
+    }
+}
+
+fn fixture(name: &str) -> ApiGatewayWebsocketProxyRequest {
+    let text = match name {
+        "connect" => include_str!("../fixtures/connect.json"),
+        "message" => include_str!("../fixtures/message.json"),
+        "disconnect" => include_str!("../fixtures/disconnect.json"),
+        _ => unreachable!(),
+    };
+    serde_json::from_str(text).unwrap()
+}
+
+fn message(body: &str) -> ApiGatewayWebsocketProxyRequest {
+    let mut request = fixture("message");
+    request.body = Some(body.to_owned());
+    request
+}
+
+#[tokio::test]
+async fn connect_subscribe_disconnect_from_real_events() {
+    let h = handler();
+    h.handle(&fixture("connect")).await.unwrap();
+    assert_eq!(h.connections.ids(), [CONNECTION]);
+
+    h.handle(&fixture("message")).await.unwrap();
+    let connections = h.connections.all().await.unwrap();
+    let filter: Vec<String> = connections[0].product_ids.clone().unwrap().into_iter().collect();
+    assert_eq!(filter, ["p-001", "p-002"]);
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames[0]["type"], "subscribed");
+    assert_eq!(frames[0]["productIds"], serde_json::json!(["p-001", "p-002"]));
+
+    // The disconnect fixture is another connection; connect it first so its removal is visible.
+    let disconnect = fixture("disconnect");
+    let other = disconnect.request_context.connection_id.clone().unwrap();
+    h.connections.add(&other, 0, 0).await.unwrap();
+    h.handle(&disconnect).await.unwrap();
+    assert_eq!(h.connections.ids(), [CONNECTION]);
+}
+
+#[tokio::test]
+async fn subscribe_without_ids_clears_the_filter() {
+    let h = handler();
+    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&fixture("message")).await.unwrap();
+    h.handle(&message(r#"{"action":"subscribe"}"#)).await.unwrap();
+    assert_eq!(h.connections.all().await.unwrap()[0].product_ids, None);
+}
+
+#[tokio::test]
+async fn snapshot_sends_the_whole_catalogue_in_parts() {
+    let h = handler();
+    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&message(r#"{"action":"snapshot"}"#)).await.unwrap();
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames.len(), 2);
+    let total: usize = frames.iter().map(|f| f["products"].as_array().unwrap().len()).sum();
+    assert_eq!(total, 120);
+    assert_eq!((frames[1]["part"].as_u64(), frames[1]["parts"].as_u64()), (Some(2), Some(2)));
+}
+
+#[tokio::test]
+async fn every_bad_frame_gets_an_error_frame() {
+    let h = handler();
+    h.handle(&fixture("connect")).await.unwrap();
+    let bad = ["", "hello", r#"{"action":"buy"}"#, r#"{"action":"subscribe","productIds":[]}"#, "[]"];
+    for body in bad {
+        h.handle(&message(body)).await.unwrap();
+    }
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames.len(), bad.len());
+    assert!(frames.iter().all(|f| f["type"] == "error" && f["code"].is_string()));
+    assert_eq!(frames[2]["code"], "unknown_action");
+}
+
+#[tokio::test]
+async fn subscribe_from_an_unregistered_connection_is_told_so() {
+    let h = handler();
+    h.handle(&fixture("message")).await.unwrap();
+    assert_eq!(h.pusher.frames(CONNECTION)[0]["code"], "unknown_connection");
+}
+
+#[tokio::test]
+async fn a_reply_to_a_gone_client_removes_it() {
+    let h = handler();
+    h.handle(&fixture("connect")).await.unwrap();
+    h.pusher.gone.lock().unwrap().insert(CONNECTION.to_owned());
+    h.handle(&message(r#"{"action":"snapshot"}"#)).await.unwrap();
+    assert!(h.connections.ids().is_empty());
+}
