@@ -1,0 +1,101 @@
+# Shared by the scripts in this folder: paths, the local emulator's lifecycle, build and deploy.
+# shellcheck shell=bash
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+STATE="$ROOT/.local"
+mkdir -p "$STATE"
+
+EMULATOR_PORT="${EMULATOR_PORT:-4566}"
+# EMULATOR=ministack (default) starts the embedded emulator; EMULATOR=external uses whatever
+# already answers at AWS_ENDPOINT_URL (for example LocalStack from localstack/docker-compose.yml).
+EMULATOR="${EMULATOR:-ministack}"
+export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$EMULATOR_PORT}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+export AWS_REGION="$AWS_DEFAULT_REGION"
+STACK="${STACK:-live-catalogue}"
+OUTPUTS="$STATE/outputs.json"
+BIN_DIR="$ROOT/target/debug"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+require_setup() {
+  [[ -x "$VENV/bin/ministack" && -d "$ROOT/node_modules/ws" ]] || die "run scripts/setup first"
+}
+
+emulator_healthy() {
+  curl -fsS -o /dev/null --max-time 2 "$AWS_ENDPOINT_URL/_localstack/health" 2>/dev/null
+}
+
+# Starts MiniStack in its own process group (it spawns one process per warm Lambda),
+# waits until it answers, and stops the whole group when the calling script exits.
+emulator_start() {
+  if [[ "$EMULATOR" == external ]]; then
+    emulator_healthy || die "EMULATOR=external but nothing healthy answers at $AWS_ENDPOINT_URL"
+    say "using the emulator at $AWS_ENDPOINT_URL"
+    return
+  fi
+  if emulator_healthy; then
+    die "something already answers at $AWS_ENDPOINT_URL; stop it, or set EMULATOR_PORT, or EMULATOR=external to use it"
+  fi
+  local log="$STATE/emulator.log"
+  say "starting MiniStack on 127.0.0.1:$EMULATOR_PORT (log: ${log#"$ROOT"/})"
+  # AWS_ENDPOINT_URL on the server is what lets the Lambdas it spawns call back into it.
+  BIND_HOST=127.0.0.1 GATEWAY_PORT="$EMULATOR_PORT" LOG_LEVEL="${EMULATOR_LOG_LEVEL:-INFO}" \
+    setsid "$VENV/bin/ministack" >"$log" 2>&1 < /dev/null &
+  EMULATOR_PID=$!
+  echo "$EMULATOR_PID" > "$STATE/emulator.pid"
+  trap emulator_stop EXIT
+  trap 'exit 130' INT TERM
+  for _ in $(seq 1 60); do
+    emulator_healthy && { say "MiniStack is up (pid $EMULATOR_PID)"; return; }
+    kill -0 "$EMULATOR_PID" 2>/dev/null || { tail -20 "$log" >&2; die "MiniStack exited while starting"; }
+    sleep 0.5
+  done
+  die "MiniStack did not answer within 30 s (see $log)"
+}
+
+emulator_stop() {
+  [[ -n "${EMULATOR_PID:-}" ]] || return 0
+  if kill -0 "$EMULATOR_PID" 2>/dev/null; then
+    say "stopping MiniStack"
+    kill -TERM -- "-$EMULATOR_PID" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$EMULATOR_PID" 2>/dev/null || break; sleep 0.25; done
+    kill -KILL -- "-$EMULATOR_PID" 2>/dev/null || true
+  fi
+  rm -f "$STATE/emulator.pid"
+  EMULATOR_PID=""
+}
+
+# Host binaries in the dev profile: the emulator runs bootstraps as local processes and
+# ignores the declared architecture, and the tests share these compiled dependencies.
+build_functions() {
+  say "building the functions (cargo build --workspace --bins)"
+  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+}
+
+# Deploys template.yaml; extra arguments are template parameters as KEY=VALUE.
+deploy_stack() {
+  local params=(--param "ManagementEndpointBase=$AWS_ENDPOINT_URL")
+  for kv in "$@"; do params+=(--param "$kv"); done
+  say "deploying template.yaml as stack $STACK"
+  "$VENV/bin/python" "$ROOT/infra/deploy.py" --stack "$STACK" --bin-dir "$BIN_DIR" --outputs "$OUTPUTS" "${params[@]}"
+}
+
+output() {
+  "$VENV/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$OUTPUTS" "$1"
+}
+
+# The local form of the WebSocket URL (the LocalStack-compatible path; both emulators serve it).
+local_ws_url() {
+  echo "${AWS_ENDPOINT_URL/http/ws}/_aws/execute-api/$(output WebSocketApiId)/$(output WebSocketStageName)"
+}
+
+seed_catalogue() {
+  say "seeding the catalogue"
+  PRODUCTS_TABLE="$(output ProductsTableName)" PHOTOS_BUCKET="$(output PhotosBucketName)" \
+    RUST_LOG=warn "$BIN_DIR/catalog-seed"
+}
