@@ -1,1 +1,229 @@
+//! Helpers for tests against the deployed stack: its outputs, SDK clients, and a
+//! real WebSocket client that records every frame it receives.
+//!
+//! The tests are `#[ignore]`d so a plain `cargo test` needs no emulator;
+//! `scripts/test` deploys the stack and runs them with `--ignored`.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use catalog_core::aws::clients;
+use catalog_core::aws::products::product_from_item;
+use catalog_core::{Product, ProductChanged};
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct Stack {
+    pub outputs: BTreeMap<String, String>,
+    pub ws_url: String,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl Stack {
+    /// Reads the outputs `infra/deploy.py` wrote. `STACK_OUTPUTS` and `WS_URL` are set by scripts/test.
+    pub async fn load() -> Stack {
+        let path = std::env::var("STACK_OUTPUTS")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/outputs.json").to_owned());
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no deployed stack ({path}: {e}); run scripts/test, which deploys one"));
+        let outputs: BTreeMap<String, String> = serde_json::from_str(&text).expect("outputs are a JSON object");
+        let ws_url = std::env::var("WS_URL").expect("WS_URL is the stack's WebSocket URL; scripts/test sets it");
+        let sdk = clients::sdk_config().await;
+        Stack {
+            outputs,
+            ws_url,
+            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sns: aws_sdk_sns::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+        }
+    }
+
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).unwrap_or_else(|| panic!("stack output {key} is missing"))
+    }
+
+    /// Invokes the generator once, synchronously, and returns the changes it published.
+    pub async fn run_generator(&self) -> Vec<Published> {
+        let out = self
+            .lambda
+            .invoke()
+            .function_name(self.output("GeneratorFunctionName"))
+            .payload(aws_sdk_lambda::primitives::Blob::new(include_str!("../../../functions/generator/fixtures/eventbridge-scheduled-event.json")))
+            .send()
+            .await
+            .expect("invoke generator");
+        let payload = out.payload.map(|b| b.into_inner()).unwrap_or_default();
+        assert!(out.function_error.is_none(), "generator failed: {}", String::from_utf8_lossy(&payload));
+        let report: Value = serde_json::from_slice(&payload).expect("generator returns JSON");
+        serde_json::from_value(report["published"].clone()).expect("report lists published changes")
+    }
+
+    pub async fn product(&self, product_id: &str) -> Product {
+        let out = self
+            .dynamo
+            .get_item()
+            .table_name(self.output("ProductsTableName"))
+            .key("productId", AttributeValue::S(product_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem product");
+        product_from_item(&out.item.expect("product exists")).expect("product item is readable")
+    }
+
+    pub async fn connection_ids(&self) -> Vec<String> {
+        let out = self
+            .dynamo
+            .scan()
+            .table_name(self.output("ConnectionsTableName"))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("Scan connections");
+        out.items()
+            .iter()
+            .filter_map(|i| i.get("connectionId").and_then(|v| v.as_s().ok()).cloned())
+            .collect()
+    }
+
+    pub async fn publish(&self, change: &ProductChanged) {
+        self.sns
+            .publish()
+            .topic_arn(self.output("ChangesTopicArn"))
+            .message(change.to_json())
+            .send()
+            .await
+            .expect("SNS publish");
+    }
+
+    /// Visible plus in-flight messages in a queue.
+    pub async fn queue_depth(&self, queue_url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let attrs = out.attributes.unwrap_or_default();
+        [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
+            .iter()
+            .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Waits until the changes queue has been empty for three polls in a row.
+    pub async fn wait_for_drained_changes_queue(&self, timeout: Duration) {
+        let url = self.output("ChangesQueueUrl").to_owned();
+        let deadline = Instant::now() + timeout;
+        let mut empty_polls = 0;
+        while empty_polls < 3 {
+            assert!(Instant::now() < deadline, "changes queue did not drain within {timeout:?}");
+            empty_polls = if self.queue_depth(&url).await == 0 { empty_polls + 1 } else { 0 };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub change_id: String,
+    pub product_id: String,
+    pub version: u64,
+}
+
+/// A real WebSocket client: frames are read in the background and kept in order.
+pub struct WsClient {
+    frames: Arc<Mutex<Vec<Value>>>,
+    outgoing: mpsc::UnboundedSender<Message>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> WsClient {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (mut sink, mut stream) = socket.split();
+        let frames = Arc::new(Mutex::new(Vec::new()));
+        let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
+        let recorded = frames.clone();
+        let reader = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    msg = queue.recv() => match msg {
+                        Some(m) => { let close = matches!(m, Message::Close(_)); if sink.send(m).await.is_err() || close { break } }
+                        None => break,
+                    },
+                    frame = stream.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let value = serde_json::from_str(text.as_str()).unwrap_or_else(|_| Value::String(text.to_string()));
+                            recorded.lock().unwrap().push(value);
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+        });
+        WsClient { frames, outgoing, reader }
+    }
+
+    pub fn send(&self, text: impl Into<String>) {
+        self.outgoing.send(Message::text(text.into())).expect("client is open");
+    }
+
+    pub fn frames(&self) -> Vec<Value> {
+        self.frames.lock().unwrap().clone()
+    }
+
+    pub fn frames_of_type(&self, kind: &str) -> Vec<Value> {
+        self.frames().into_iter().filter(|f| f["type"] == kind).collect()
+    }
+
+    /// Waits until `done` holds for the frames received so far.
+    pub async fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if done(&self.frames()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; got {:#?}", self.frames());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A clean close: the server sees $disconnect.
+    pub async fn close(self) {
+        let _ = self.outgoing.send(Message::Close(None));
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.reader).await;
+    }
+
+    /// Vanishes without a close frame, like a client whose network dropped.
+    pub fn abandon(self) {
+        self.reader.abort();
+    }
+}
+
+/// Polls `check` until it returns true.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
