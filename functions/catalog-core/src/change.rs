@@ -48,17 +48,22 @@ impl ProductChanged {
             serde_json::from_str(body).map_err(|e| ChangeError::Undeserializable(e.to_string()))?;
         let value = match (value.get("Type"), value.get("Message")) {
             (Some(t), Some(serde_json::Value::String(inner))) if t == "Notification" => {
-                serde_json::from_str(inner).map_err(|e| ChangeError::Undeserializable(e.to_string()))?
+                serde_json::from_str(inner)
+                    .map_err(|e| ChangeError::Undeserializable(e.to_string()))?
             }
             _ => value,
         };
         match value.get("eventType").and_then(|t| t.as_str()) {
             Some(PRODUCT_CHANGED) => {}
             Some(other) => return Err(ChangeError::UnknownEventType(other.to_owned())),
-            None => return Err(ChangeError::Undeserializable("missing eventType".to_owned())),
+            None => {
+                return Err(ChangeError::Undeserializable(
+                    "missing eventType".to_owned(),
+                ))
+            }
         }
-        let change: ProductChanged =
-            serde_json::from_value(value).map_err(|e| ChangeError::Undeserializable(e.to_string()))?;
+        let change: ProductChanged = serde_json::from_value(value)
+            .map_err(|e| ChangeError::Undeserializable(e.to_string()))?;
         change.validate()?;
         Ok(change)
     }
@@ -74,7 +79,10 @@ impl ProductChanged {
         }
         for (label, v) in [("previous", self.previous), ("current", self.current)] {
             if v.price_cents <= 0 {
-                return bad(format!("{label}.priceCents {} is not positive", v.price_cents));
+                return bad(format!(
+                    "{label}.priceCents {} is not positive",
+                    v.price_cents
+                ));
             }
             if v.stock < 0 {
                 return bad(format!("{label}.stock {} is negative", v.stock));

@@ -7,7 +7,11 @@ pub enum ConfigError {
     #[error("environment variable {0} is not set (template.yaml sets it for every function)")]
     Missing(&'static str),
     #[error("environment variable {name}={value:?} is invalid: {reason}")]
-    Invalid { name: &'static str, value: String, reason: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
@@ -24,10 +28,13 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid { name, value: v, reason: e.to_string() }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                value: v,
+                reason: e.to_string(),
+            })
+        }
         _ => Ok(default),
     }
 }

@@ -6,7 +6,10 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::aws::{ChangePublisher, Connection, ConnectionStore, GeneratorStore, ProductStore, PushError, Pusher, StoreError};
+use crate::aws::{
+    ChangePublisher, Connection, ConnectionStore, GeneratorStore, ProductStore, PushError, Pusher,
+    StoreError,
+};
 use crate::generate::ProductState;
 use crate::version::{classify, Classification};
 use crate::{ApplyOutcome, Product, ProductChanged, StockAndPrice};
@@ -25,10 +28,12 @@ pub fn product(id: &str, price_cents: i64, stock: i64) -> Product {
     }
 }
 
+/// A stored product, the id of the change that produced it, and its published version.
+type ProductRow = (Product, Option<String>, u64);
+
 #[derive(Default)]
 pub struct MemoryProducts {
-    /// product, last change id, published version
-    pub rows: Mutex<BTreeMap<String, (Product, Option<String>, u64)>>,
+    pub rows: Mutex<BTreeMap<String, ProductRow>>,
     /// Product ids whose writes fail, as a downstream outage would.
     pub failing: Mutex<BTreeSet<String>>,
 }
@@ -37,7 +42,11 @@ impl MemoryProducts {
     pub fn with(products: impl IntoIterator<Item = Product>) -> Self {
         let store = Self::default();
         for p in products {
-            store.rows.lock().unwrap().insert(p.product_id.clone(), (p, None, 0));
+            store
+                .rows
+                .lock()
+                .unwrap()
+                .insert(p.product_id.clone(), (p, None, 0));
         }
         store
     }
@@ -53,28 +62,51 @@ impl MemoryProducts {
 
 #[async_trait]
 impl ProductStore for MemoryProducts {
-    async fn apply_change(&self, change: &ProductChanged) -> Result<ApplyOutcome<Product>, StoreError> {
+    async fn apply_change(
+        &self,
+        change: &ProductChanged,
+    ) -> Result<ApplyOutcome<Product>, StoreError> {
         if self.failing.lock().unwrap().contains(&change.product_id) {
-            return Err(StoreError::Aws { operation: "UpdateItem product", message: "injected failure".into() });
+            return Err(StoreError::Aws {
+                operation: "UpdateItem product",
+                message: "injected failure".into(),
+            });
         }
         let mut rows = self.rows.lock().unwrap();
-        let row = rows.get_mut(&change.product_id).ok_or_else(|| StoreError::UnknownProduct(change.product_id.clone()))?;
-        Ok(match classify(change.version, &change.change_id, row.0.version, row.1.as_deref()) {
-            Classification::Newer => {
-                row.0.price_cents = change.current.price_cents;
-                row.0.stock = change.current.stock;
-                row.0.version = change.version;
-                row.0.updated_at = change.changed_at.to_rfc3339();
-                row.1 = Some(change.change_id.clone());
-                ApplyOutcome::Applied(row.0.clone())
-            }
-            Classification::SameChange => ApplyOutcome::Duplicate(row.0.clone()),
-            Classification::Older => ApplyOutcome::Stale { stored_version: row.0.version },
-        })
+        let row = rows
+            .get_mut(&change.product_id)
+            .ok_or_else(|| StoreError::UnknownProduct(change.product_id.clone()))?;
+        Ok(
+            match classify(
+                change.version,
+                &change.change_id,
+                row.0.version,
+                row.1.as_deref(),
+            ) {
+                Classification::Newer => {
+                    row.0.price_cents = change.current.price_cents;
+                    row.0.stock = change.current.stock;
+                    row.0.version = change.version;
+                    row.0.updated_at = change.changed_at.to_rfc3339();
+                    row.1 = Some(change.change_id.clone());
+                    ApplyOutcome::Applied(row.0.clone())
+                }
+                Classification::SameChange => ApplyOutcome::Duplicate(row.0.clone()),
+                Classification::Older => ApplyOutcome::Stale {
+                    stored_version: row.0.version,
+                },
+            },
+        )
     }
 
     async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
-        Ok(self.rows.lock().unwrap().values().map(|r| r.0.clone()).collect())
+        Ok(self
+            .rows
+            .lock()
+            .unwrap()
+            .values()
+            .map(|r| r.0.clone())
+            .collect())
     }
 }
 
@@ -88,7 +120,10 @@ impl GeneratorStore for MemoryProducts {
             .values()
             .map(|(p, _, published)| ProductState {
                 product_id: p.product_id.clone(),
-                values: StockAndPrice { price_cents: p.price_cents, stock: p.stock },
+                values: StockAndPrice {
+                    price_cents: p.price_cents,
+                    stock: p.stock,
+                },
                 applied_version: p.version,
                 published_version: *published,
             })
@@ -120,8 +155,16 @@ impl MemoryConnections {
 
 #[async_trait]
 impl ConnectionStore for MemoryConnections {
-    async fn add(&self, connection_id: &str, _connected_at_ms: i64, _expires_at_s: i64) -> Result<(), StoreError> {
-        self.rows.lock().unwrap().insert(connection_id.to_owned(), None);
+    async fn add(
+        &self,
+        connection_id: &str,
+        _connected_at_ms: i64,
+        _expires_at_s: i64,
+    ) -> Result<(), StoreError> {
+        self.rows
+            .lock()
+            .unwrap()
+            .insert(connection_id.to_owned(), None);
         Ok(())
     }
 
@@ -130,7 +173,11 @@ impl ConnectionStore for MemoryConnections {
         Ok(())
     }
 
-    async fn set_filter(&self, connection_id: &str, product_ids: Option<&BTreeSet<String>>) -> Result<bool, StoreError> {
+    async fn set_filter(
+        &self,
+        connection_id: &str,
+        product_ids: Option<&BTreeSet<String>>,
+    ) -> Result<bool, StoreError> {
         Ok(match self.rows.lock().unwrap().get_mut(connection_id) {
             Some(filter) => {
                 *filter = product_ids.cloned();
@@ -146,7 +193,10 @@ impl ConnectionStore for MemoryConnections {
             .lock()
             .unwrap()
             .iter()
-            .map(|(id, filter)| Connection { connection_id: id.clone(), product_ids: filter.clone() })
+            .map(|(id, filter)| Connection {
+                connection_id: id.clone(),
+                product_ids: filter.clone(),
+            })
             .collect())
     }
 }
@@ -165,7 +215,12 @@ impl RecordingPusher {
             .lock()
             .unwrap()
             .get(connection_id)
-            .map(|frames| frames.iter().map(|f| serde_json::from_str(f).unwrap()).collect())
+            .map(|frames| {
+                frames
+                    .iter()
+                    .map(|f| serde_json::from_str(f).unwrap())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -179,7 +234,12 @@ impl Pusher for RecordingPusher {
         if self.failing.lock().unwrap().contains(connection_id) {
             return Err(PushError::Failed("500 injected".into()));
         }
-        self.sent.lock().unwrap().entry(connection_id.to_owned()).or_default().push(payload.to_owned());
+        self.sent
+            .lock()
+            .unwrap()
+            .entry(connection_id.to_owned())
+            .or_default()
+            .push(payload.to_owned());
         Ok(())
     }
 }
@@ -196,7 +256,10 @@ impl ChangePublisher for RecordingPublisher {
     async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError> {
         let mut published = self.published.lock().unwrap();
         if self.fail_after.is_some_and(|n| published.len() >= n) {
-            return Err(StoreError::Aws { operation: "SNS Publish", message: "injected outage".into() });
+            return Err(StoreError::Aws {
+                operation: "SNS Publish",
+                message: "injected outage".into(),
+            });
         }
         published.push(change.clone());
         Ok(format!("msg-{}", published.len()))

@@ -14,7 +14,9 @@ pub const MAX_SUBSCRIBED_PRODUCTS: usize = 500;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientFrame {
     /// Receive only these products; an empty set is not allowed (use no filter instead).
-    Subscribe { product_ids: Option<BTreeSet<String>> },
+    Subscribe {
+        product_ids: Option<BTreeSet<String>>,
+    },
     Snapshot,
 }
 
@@ -60,7 +62,11 @@ impl ClientFrame {
         let action = match object.get("action") {
             None => return Err(FrameError::MissingAction),
             Some(serde_json::Value::String(a)) => a.as_str(),
-            Some(_) => return Err(FrameError::InvalidField("action must be a string".to_owned())),
+            Some(_) => {
+                return Err(FrameError::InvalidField(
+                    "action must be a string".to_owned(),
+                ))
+            }
         };
         match action {
             "subscribe" => {
@@ -108,12 +114,18 @@ pub enum ServerFrame {
         version: u64,
         changed_at: DateTime<Utc>,
         previous: StockAndPrice,
-        product: Product,
+        product: Box<Product>,
     },
     #[serde(rename_all = "camelCase")]
-    Subscribed { product_ids: Option<BTreeSet<String>> },
+    Subscribed {
+        product_ids: Option<BTreeSet<String>>,
+    },
     #[serde(rename_all = "camelCase")]
-    Snapshot { part: usize, parts: usize, products: Vec<Product> },
+    Snapshot {
+        part: usize,
+        parts: usize,
+        products: Vec<Product>,
+    },
     #[serde(rename_all = "camelCase")]
     Error { code: String, message: String },
 }
@@ -130,12 +142,15 @@ impl ServerFrame {
             version: product.version,
             changed_at: change.changed_at,
             previous: change.previous,
-            product,
+            product: Box::new(product),
         }
     }
 
     pub fn error(err: &FrameError) -> Self {
-        ServerFrame::Error { code: err.code().to_owned(), message: err.to_string() }
+        ServerFrame::Error {
+            code: err.code().to_owned(),
+            message: err.to_string(),
+        }
     }
 
     /// The catalogue split into frames small enough to send; at least one frame,
@@ -145,13 +160,20 @@ impl ServerFrame {
         let chunks: Vec<Vec<Product>> = if products.is_empty() {
             vec![Vec::new()]
         } else {
-            products.chunks(SNAPSHOT_FRAME_PRODUCTS).map(<[Product]>::to_vec).collect()
+            products
+                .chunks(SNAPSHOT_FRAME_PRODUCTS)
+                .map(<[Product]>::to_vec)
+                .collect()
         };
         let parts = chunks.len();
         chunks
             .into_iter()
             .enumerate()
-            .map(|(i, products)| ServerFrame::Snapshot { part: i + 1, parts, products })
+            .map(|(i, products)| ServerFrame::Snapshot {
+                part: i + 1,
+                parts,
+                products,
+            })
             .collect()
     }
 
@@ -170,8 +192,15 @@ mod tests {
 
     #[test]
     fn subscribe_with_ids() {
-        let frame = ClientFrame::parse(r#"{"action":"subscribe","productIds":["p-001","p-002","p-001"]}"#).unwrap();
-        assert_eq!(frame, ClientFrame::Subscribe { product_ids: Some(ids(&["p-001", "p-002"])) });
+        let frame =
+            ClientFrame::parse(r#"{"action":"subscribe","productIds":["p-001","p-002","p-001"]}"#)
+                .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Subscribe {
+                product_ids: Some(ids(&["p-001", "p-002"]))
+            }
+        );
     }
 
     #[test]
@@ -184,7 +213,10 @@ mod tests {
 
     #[test]
     fn snapshot_frame() {
-        assert_eq!(ClientFrame::parse(r#"{"action":"snapshot"}"#).unwrap(), ClientFrame::Snapshot);
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"snapshot"}"#).unwrap(),
+            ClientFrame::Snapshot
+        );
     }
 
     #[test]
@@ -196,9 +228,18 @@ mod tests {
             (r#"{"action":7}"#, "invalid_field"),
             (r#"{"action":"dance"}"#, "unknown_action"),
             (r#"{"action":"subscribe","productIds":[]}"#, "invalid_field"),
-            (r#"{"action":"subscribe","productIds":"p-001"}"#, "invalid_field"),
-            (r#"{"action":"subscribe","productIds":[""]}"#, "invalid_field"),
-            (r#"{"action":"subscribe","productIDs":["p-001"]}"#, "invalid_field"),
+            (
+                r#"{"action":"subscribe","productIds":"p-001"}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"subscribe","productIds":[""]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"action":"subscribe","productIDs":["p-001"]}"#,
+                "invalid_field",
+            ),
         ];
         for (body, code) in cases {
             let err = ClientFrame::parse(body).unwrap_err();
@@ -208,9 +249,14 @@ mod tests {
 
     #[test]
     fn too_many_ids_are_refused() {
-        let many: Vec<String> = (0..=MAX_SUBSCRIBED_PRODUCTS).map(|i| format!("p-{i}")).collect();
+        let many: Vec<String> = (0..=MAX_SUBSCRIBED_PRODUCTS)
+            .map(|i| format!("p-{i}"))
+            .collect();
         let body = serde_json::json!({"action":"subscribe","productIds":many}).to_string();
-        assert_eq!(ClientFrame::parse(&body).unwrap_err().code(), "invalid_field");
+        assert_eq!(
+            ClientFrame::parse(&body).unwrap_err().code(),
+            "invalid_field"
+        );
     }
 
     #[test]
@@ -246,7 +292,11 @@ mod tests {
         let frames = ServerFrame::snapshot((0..250).rev().map(product).collect());
         assert_eq!(frames.len(), 3);
         match &frames[0] {
-            ServerFrame::Snapshot { part, parts, products } => {
+            ServerFrame::Snapshot {
+                part,
+                parts,
+                products,
+            } => {
                 assert_eq!((*part, *parts, products.len()), (1, 3, 100));
                 assert_eq!(products[0].product_id, "p-000");
             }

@@ -25,7 +25,11 @@ pub struct ProductState {
 pub fn pick_random<T: Clone>(rng: &mut Rng, items: &[T], count: usize) -> Vec<T> {
     let mut indices: Vec<usize> = (0..items.len()).collect();
     rng.shuffle(&mut indices);
-    indices.into_iter().take(count).map(|i| items[i].clone()).collect()
+    indices
+        .into_iter()
+        .take(count)
+        .map(|i| items[i].clone())
+        .collect()
 }
 
 /// New price and/or stock for a product: price moves by up to ±10 %, stock by a
@@ -40,11 +44,16 @@ pub fn new_values(rng: &mut Rng, old: StockAndPrice) -> StockAndPrice {
         let mut next = old;
         if change_price {
             let percent = rng.i64(-10..=10);
-            let delta = (old.price_cents * percent / 100).max(1) * percent.signum();
+            // At least a cent in the chosen direction, so small prices still move.
+            let delta = (old.price_cents * percent.abs() / 100).max(1) * percent.signum();
             next.price_cents = (old.price_cents + delta).clamp(MIN_PRICE_CENTS, MAX_PRICE_CENTS);
         }
         if change_stock {
-            let delta = if rng.bool() { -rng.i64(1..=5) } else { rng.i64(1..=20) };
+            let delta = if rng.bool() {
+                -rng.i64(1..=5)
+            } else {
+                rng.i64(1..=20)
+            };
             next.stock = (old.stock + delta).clamp(0, MAX_STOCK);
         }
         if next != old {
@@ -78,7 +87,10 @@ mod tests {
     fn state(price: i64, stock: i64) -> ProductState {
         ProductState {
             product_id: "p-001".into(),
-            values: StockAndPrice { price_cents: price, stock },
+            values: StockAndPrice {
+                price_cents: price,
+                stock,
+            },
             applied_version: 3,
             published_version: 4,
         }
@@ -108,16 +120,47 @@ mod tests {
     #[test]
     fn values_always_change_and_stay_in_bounds() {
         let mut rng = Rng::with_seed(42);
-        for (price, stock) in [(MIN_PRICE_CENTS, 0), (MAX_PRICE_CENTS, MAX_STOCK), (1999, 3), (100, 1)] {
+        for (price, stock) in [
+            (MIN_PRICE_CENTS, 0),
+            (MAX_PRICE_CENTS, MAX_STOCK),
+            (1999, 3),
+            (100, 1),
+        ] {
             for _ in 0..2000 {
-                let old = StockAndPrice { price_cents: price, stock };
+                let old = StockAndPrice {
+                    price_cents: price,
+                    stock,
+                };
                 let new = new_values(&mut rng, old);
                 assert_ne!(new, old);
-                assert!((MIN_PRICE_CENTS..=MAX_PRICE_CENTS).contains(&new.price_cents), "{new:?}");
+                assert!(
+                    (MIN_PRICE_CENTS..=MAX_PRICE_CENTS).contains(&new.price_cents),
+                    "{new:?}"
+                );
                 assert!((0..=MAX_STOCK).contains(&new.stock), "{new:?}");
                 assert!((new.price_cents - old.price_cents).abs() <= old.price_cents / 10 + 1);
             }
         }
+    }
+
+    #[test]
+    fn prices_move_both_ways_by_real_amounts() {
+        let mut rng = Rng::with_seed(5);
+        let old = StockAndPrice {
+            price_cents: 10_000,
+            stock: 50,
+        };
+        let deltas: Vec<i64> = (0..2000)
+            .map(|_| new_values(&mut rng, old).price_cents - old.price_cents)
+            .collect();
+        assert!(
+            deltas.iter().any(|d| *d <= -500),
+            "some drops of 5 % or more"
+        );
+        assert!(
+            deltas.iter().any(|d| *d >= 500),
+            "some rises of 5 % or more"
+        );
     }
 
     #[test]
@@ -126,7 +169,13 @@ mod tests {
         let now = Utc::now();
         let change = plan_change(&mut rng, &state(1999, 10), "c-1".into(), now);
         assert_eq!(change.version, 5);
-        assert_eq!(change.previous, StockAndPrice { price_cents: 1999, stock: 10 });
+        assert_eq!(
+            change.previous,
+            StockAndPrice {
+                price_cents: 1999,
+                stock: 10
+            }
+        );
         assert_eq!(change.changed_at, now);
         change.validate().unwrap();
         let parsed = ProductChanged::from_message_body(&change.to_json()).unwrap();

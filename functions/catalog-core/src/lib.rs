@@ -7,12 +7,12 @@
 pub mod aws;
 pub mod change;
 pub mod config;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
 pub mod frames;
 pub mod generate;
 pub mod product;
 pub mod telemetry;
-#[cfg(any(test, feature = "fakes"))]
-pub mod fakes;
 pub mod version;
 
 pub use change::{ChangeError, ProductChanged, StockAndPrice};

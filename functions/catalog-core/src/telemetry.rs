@@ -4,7 +4,9 @@ use tracing_subscriber::EnvFilter;
 /// readable text elsewhere. `RUST_LOG` sets the level; the default is `info`.
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder
             .json()

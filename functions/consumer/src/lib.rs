@@ -45,14 +45,21 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
     /// (`ReportBatchItemFailures`), so only it returns to the queue; after the
     /// queue's maxReceiveCount it moves to the dead-letter queue.
     pub async fn handle_batch(&self, event: SqsEvent) -> (SqsBatchResponse, BatchCounts) {
-        let mut counts = BatchCounts { received: event.records.len(), ..BatchCounts::default() };
+        let mut counts = BatchCounts {
+            received: event.records.len(),
+            ..BatchCounts::default()
+        };
         let mut response = SqsBatchResponse::default();
         // Read once per batch, only if something is pushed.
         let mut connections: Option<Vec<Connection>> = None;
         for record in &event.records {
             let message_id = record.message_id.clone().unwrap_or_default();
-            let span = info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
-            let result = self.handle_record(record, &mut connections, &mut counts).instrument(span.clone()).await;
+            let span =
+                info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
+            let result = self
+                .handle_record(record, &mut connections, &mut counts)
+                .instrument(span.clone())
+                .await;
             if let Err(err) = result {
                 let _enter = span.enter();
                 match &err {
@@ -109,7 +116,12 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
             .collect();
         let frame = ServerFrame::product_changed(&change, product).to_json();
         let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
-            .map(|c| async { (c.connection_id.clone(), self.pusher.push(&c.connection_id, &frame).await) })
+            .map(|c| async {
+                (
+                    c.connection_id.clone(),
+                    self.pusher.push(&c.connection_id, &frame).await,
+                )
+            })
             .buffer_unordered(self.push_concurrency.max(1))
             .collect()
             .await;

@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     let consumer = Consumer {
         products: DynamoProducts::new(dynamo.clone(), config::required("PRODUCTS_TABLE")?),
         connections: DynamoConnections::new(dynamo, config::required("CONNECTIONS_TABLE")?),
-        pusher: ManagementApiPusher::new(clients::management_client(&sdk, &config::required("WS_MANAGEMENT_ENDPOINT")?)),
+        pusher: ManagementApiPusher::new(clients::management_client(
+            &sdk,
+            &config::required("WS_MANAGEMENT_ENDPOINT")?,
+        )),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
     };
     let consumer = &consumer;

@@ -12,7 +12,11 @@ type TestConsumer = Consumer<MemoryProducts, MemoryConnections, RecordingPusher>
 
 fn consumer() -> TestConsumer {
     Consumer {
-        products: MemoryProducts::with([product("p-001", 1299, 40), product("p-002", 500, 3), product("p-003", 999, 0)]),
+        products: MemoryProducts::with([
+            product("p-001", 1299, 40),
+            product("p-002", 500, 3),
+            product("p-003", 999, 0),
+        ]),
         connections: MemoryConnections::default(),
         pusher: RecordingPusher::default(),
         push_concurrency: 4,
@@ -35,14 +39,22 @@ fn event(bodies: &[String]) -> SqsEvent {
 }
 
 fn change(id: &str, version: u64, price: i64, stock: i64) -> ProductChanged {
-    let mut rng = catalog_core::generate::Rng::with_seed(u64::from(version));
+    let mut rng = catalog_core::generate::Rng::with_seed(version);
     let state = ProductState {
         product_id: id.into(),
-        values: catalog_core::StockAndPrice { price_cents: price, stock },
+        values: catalog_core::StockAndPrice {
+            price_cents: price,
+            stock,
+        },
         applied_version: version - 1,
         published_version: 0,
     };
-    plan_change(&mut rng, &state, format!("change-{id}-{version}"), chrono::Utc::now())
+    plan_change(
+        &mut rng,
+        &state,
+        format!("change-{id}-{version}"),
+        chrono::Utc::now(),
+    )
 }
 
 async fn connect(c: &TestConsumer, id: &str, filter: Option<&[&str]>) {
@@ -58,9 +70,16 @@ async fn real_sqs_event_applies_good_messages_and_fails_only_the_malformed_one()
     let c = consumer();
     connect(&c, "all", None).await;
     let (response, counts) = c.handle_batch(fixture()).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
-    assert_eq!((counts.applied, counts.malformed, counts.pushes_sent), (2, 1, 2));
+    assert_eq!(
+        (counts.applied, counts.malformed, counts.pushes_sent),
+        (2, 1, 2)
+    );
     let p1 = c.products.get("p-001").unwrap();
     assert_eq!((p1.price_cents, p1.stock, p1.version), (1349, 38, 1));
     // The SNS-envelope message (no raw delivery) is understood too.
@@ -76,11 +95,18 @@ async fn pushes_respect_subscriptions() {
     let c = consumer();
     connect(&c, "all", None).await;
     connect(&c, "only-2", Some(&["p-002"])).await;
-    let bodies = [change("p-001", 1, 1299, 40).to_json(), change("p-002", 1, 500, 3).to_json()];
+    let bodies = [
+        change("p-001", 1, 1299, 40).to_json(),
+        change("p-002", 1, 500, 3).to_json(),
+    ];
     let (response, _) = c.handle_batch(event(&bodies)).await;
     assert!(response.batch_item_failures.is_empty());
     let product_ids = |id: &str| -> Vec<String> {
-        c.pusher.frames(id).iter().map(|f| f["productId"].as_str().unwrap().to_owned()).collect()
+        c.pusher
+            .frames(id)
+            .iter()
+            .map(|f| f["productId"].as_str().unwrap().to_owned())
+            .collect()
     };
     assert_eq!(product_ids("all"), ["p-001", "p-002"]);
     assert_eq!(product_ids("only-2"), ["p-002"]);
@@ -97,8 +123,16 @@ async fn duplicates_are_pushed_again_but_stale_changes_are_dropped() {
     assert!(response.batch_item_failures.is_empty());
     assert_eq!((counts.applied, counts.duplicate, counts.stale), (2, 1, 1));
     let stored = c.products.get("p-001").unwrap();
-    assert_eq!((stored.version, stored.price_cents, stored.stock), (2, v2.current.price_cents, v2.current.stock));
-    let versions: Vec<u64> = c.pusher.frames("all").iter().map(|f| f["version"].as_u64().unwrap()).collect();
+    assert_eq!(
+        (stored.version, stored.price_cents, stored.stock),
+        (2, v2.current.price_cents, v2.current.stock)
+    );
+    let versions: Vec<u64> = c
+        .pusher
+        .frames("all")
+        .iter()
+        .map(|f| f["version"].as_u64().unwrap())
+        .collect();
     assert_eq!(versions, [1, 2, 2], "the stale v1 is never pushed after v2");
 }
 
@@ -108,11 +142,18 @@ async fn gone_connections_are_removed_and_do_not_fail_the_message() {
     connect(&c, "alive", None).await;
     connect(&c, "gone", None).await;
     c.pusher.gone.lock().unwrap().insert("gone".into());
-    let bodies = [change("p-001", 1, 1299, 40).to_json(), change("p-002", 1, 500, 3).to_json()];
+    let bodies = [
+        change("p-001", 1, 1299, 40).to_json(),
+        change("p-002", 1, 500, 3).to_json(),
+    ];
     let (response, counts) = c.handle_batch(event(&bodies)).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(c.connections.ids(), ["alive"]);
-    assert_eq!((counts.pushes_gone, counts.pushes_sent), (1, 2), "the gone connection is tried once, then forgotten");
+    assert_eq!(
+        (counts.pushes_gone, counts.pushes_sent),
+        (1, 2),
+        "the gone connection is tried once, then forgotten"
+    );
 }
 
 #[tokio::test]
@@ -136,7 +177,9 @@ async fn store_failures_and_impossible_values_fail_only_their_message() {
     c.products.failing.lock().unwrap().insert("p-002".into());
     let mut impossible = change("p-003", 1, 999, 0);
     impossible.current.stock = -4;
-    let unknown_type = change("p-001", 1, 1299, 40).to_json().replace("ProductChanged", "ProductDeleted");
+    let unknown_type = change("p-001", 1, 1299, 40)
+        .to_json()
+        .replace("ProductChanged", "ProductDeleted");
     let bodies = [
         change("p-001", 1, 1299, 40).to_json(),
         change("p-002", 1, 500, 3).to_json(),
@@ -145,7 +188,11 @@ async fn store_failures_and_impossible_values_fail_only_their_message() {
         change("p-404", 1, 100, 1).to_json(),
     ];
     let (response, counts) = c.handle_batch(event(&bodies)).await;
-    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["m-1", "m-2", "m-3", "m-4"]);
     assert_eq!((counts.applied, counts.malformed, counts.failed), (1, 2, 2));
     assert_eq!(c.products.get("p-003").unwrap().stock, 0);

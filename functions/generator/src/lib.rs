@@ -3,6 +3,7 @@
 
 use catalog_core::aws::{ChangePublisher, GeneratorStore, StoreError};
 use catalog_core::generate::{pick_random, plan_change, Rng};
+use catalog_core::StockAndPrice;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -13,6 +14,8 @@ pub struct Published {
     pub change_id: String,
     pub product_id: String,
     pub version: u64,
+    pub previous: StockAndPrice,
+    pub current: StockAndPrice,
     pub message_id: String,
 }
 
@@ -31,7 +34,12 @@ pub enum RunError {
     /// SNS refused a change even after the SDK's retries. Nothing about that change
     /// was recorded; changes published before it were.
     #[error("publishing change {change_id} of {product_id} failed after retries ({published_before} published before it): {source}")]
-    Publish { change_id: String, product_id: String, published_before: usize, source: StoreError },
+    Publish {
+        change_id: String,
+        product_id: String,
+        published_before: usize,
+        source: StoreError,
+    },
 }
 
 pub async fn run_once<S: GeneratorStore, P: ChangePublisher>(
@@ -46,19 +54,34 @@ pub async fn run_once<S: GeneratorStore, P: ChangePublisher>(
     }
     let mut report = RunReport::default();
     for state in pick_random(rng, &states, products_per_run) {
-        let change = plan_change(rng, &state, uuid::Uuid::new_v4().to_string(), chrono::Utc::now());
-        let message_id = publisher.publish(&change).await.map_err(|source| RunError::Publish {
-            change_id: change.change_id.clone(),
-            product_id: change.product_id.clone(),
-            published_before: report.published.len(),
-            source,
-        })?;
+        let change = plan_change(
+            rng,
+            &state,
+            uuid::Uuid::new_v4().to_string(),
+            chrono::Utc::now(),
+        );
+        let message_id = publisher
+            .publish(&change)
+            .await
+            .map_err(|source| RunError::Publish {
+                change_id: change.change_id.clone(),
+                product_id: change.product_id.clone(),
+                published_before: report.published.len(),
+                source,
+            })?;
         // Only a published version is recorded, so a failed publish never burns a version.
-        match store.record_published(&change.product_id, change.version).await {
+        match store
+            .record_published(&change.product_id, change.version)
+            .await
+        {
             Ok(true) => {}
-            Ok(false) => warn!(product_id = %change.product_id, version = change.version, "a newer version was already recorded; another generator run overlapped"),
+            Ok(false) => {
+                warn!(product_id = %change.product_id, version = change.version, "a newer version was already recorded; another generator run overlapped")
+            }
             // The change is out; failing now would make the scheduler re-run and double it.
-            Err(e) => warn!(product_id = %change.product_id, version = change.version, error = %e, "published but not recorded; the next run re-reads versions from the table"),
+            Err(e) => {
+                warn!(product_id = %change.product_id, version = change.version, error = %e, "published but not recorded; the next run re-reads versions from the table")
+            }
         }
         info!(change_id = %change.change_id, product_id = %change.product_id, version = change.version,
               price_cents = change.current.price_cents, stock = change.current.stock, "published");
@@ -66,6 +89,8 @@ pub async fn run_once<S: GeneratorStore, P: ChangePublisher>(
             change_id: change.change_id,
             product_id: change.product_id,
             version: change.version,
+            previous: change.previous,
+            current: change.current,
             message_id,
         });
     }
@@ -86,10 +111,13 @@ mod tests {
     async fn publishes_one_valid_change_per_picked_product_and_records_versions() {
         let store = catalogue(50);
         let publisher = RecordingPublisher::default();
-        let report = run_once(&store, &publisher, &mut Rng::with_seed(1), 5).await.unwrap();
+        let report = run_once(&store, &publisher, &mut Rng::with_seed(1), 5)
+            .await
+            .unwrap();
         let published = publisher.published.lock().unwrap();
         assert_eq!((report.published.len(), published.len()), (5, 5));
-        let distinct: std::collections::BTreeSet<_> = published.iter().map(|c| &c.product_id).collect();
+        let distinct: std::collections::BTreeSet<_> =
+            published.iter().map(|c| &c.product_id).collect();
         assert_eq!(distinct.len(), 5);
         for change in published.iter() {
             change.validate().unwrap();
@@ -103,25 +131,60 @@ mod tests {
         let store = catalogue(1);
         let publisher = RecordingPublisher::default();
         for _ in 0..3 {
-            run_once(&store, &publisher, &mut Rng::with_seed(2), 1).await.unwrap();
+            run_once(&store, &publisher, &mut Rng::with_seed(2), 1)
+                .await
+                .unwrap();
         }
-        let versions: Vec<u64> = publisher.published.lock().unwrap().iter().map(|c| c.version).collect();
-        assert_eq!(versions, [1, 2, 3], "nothing was applied yet, so versions come from the published record");
+        let versions: Vec<u64> = publisher
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.version)
+            .collect();
+        assert_eq!(
+            versions,
+            [1, 2, 3],
+            "nothing was applied yet, so versions come from the published record"
+        );
     }
 
     #[tokio::test]
     async fn a_failed_publish_fails_the_run_and_records_nothing_for_that_change() {
         let store = catalogue(10);
-        let publisher = RecordingPublisher { fail_after: Some(2), ..Default::default() };
-        let err = run_once(&store, &publisher, &mut Rng::with_seed(3), 4).await.unwrap_err();
-        assert!(matches!(err, RunError::Publish { published_before: 2, .. }), "{err}");
-        let recorded = (0..10).filter(|i| store.published(&format!("p-{i:03}")) > 0).count();
+        let publisher = RecordingPublisher {
+            fail_after: Some(2),
+            ..Default::default()
+        };
+        let err = run_once(&store, &publisher, &mut Rng::with_seed(3), 4)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RunError::Publish {
+                    published_before: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let recorded = (0..10)
+            .filter(|i| store.published(&format!("p-{i:03}")) > 0)
+            .count();
         assert_eq!(recorded, 2);
     }
 
     #[tokio::test]
     async fn an_empty_catalogue_is_an_error() {
-        let err = run_once(&catalogue(0), &RecordingPublisher::default(), &mut Rng::with_seed(4), 3).await.unwrap_err();
+        let err = run_once(
+            &catalogue(0),
+            &RecordingPublisher::default(),
+            &mut Rng::with_seed(4),
+            3,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, RunError::EmptyCatalogue));
     }
 }

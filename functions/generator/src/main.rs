@@ -9,8 +9,14 @@ use tracing::{info_span, Instrument};
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
-    let store = DynamoProducts::new(aws_sdk_dynamodb::Client::new(&sdk), config::required("PRODUCTS_TABLE")?);
-    let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(&sdk), config::required("CHANGES_TOPIC_ARN")?);
+    let store = DynamoProducts::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config::required("PRODUCTS_TABLE")?,
+    );
+    let publisher = SnsPublisher::new(
+        aws_sdk_sns::Client::new(&sdk),
+        config::required("CHANGES_TOPIC_ARN")?,
+    );
     let products_per_run: usize = config::parsed_or("PRODUCTS_PER_RUN", 3)?;
     let (store, publisher) = (&store, &publisher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

@@ -14,7 +14,10 @@ pub enum RouteError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("reply to {connection_id} failed: {reason}")]
-    Reply { connection_id: String, reason: String },
+    Reply {
+        connection_id: String,
+        reason: String,
+    },
 }
 
 pub struct WsHandler<C, P, U> {
@@ -27,23 +30,44 @@ pub struct WsHandler<C, P, U> {
 
 impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
     /// Handles one route event; an error answers 500, which refuses a `$connect`.
-    pub async fn handle(&self, request: &ApiGatewayWebsocketProxyRequest) -> Result<(), RouteError> {
+    pub async fn handle(
+        &self,
+        request: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<(), RouteError> {
         let context = &request.request_context;
-        let connection_id = context.connection_id.as_deref().ok_or(RouteError::BadRequest("connectionId"))?;
-        match context.route_key.as_deref().ok_or(RouteError::BadRequest("routeKey"))? {
+        let connection_id = context
+            .connection_id
+            .as_deref()
+            .ok_or(RouteError::BadRequest("connectionId"))?;
+        match context
+            .route_key
+            .as_deref()
+            .ok_or(RouteError::BadRequest("routeKey"))?
+        {
             "$connect" => {
                 let now = chrono::Utc::now();
                 self.connections
-                    .add(connection_id, now.timestamp_millis(), now.timestamp() + self.connection_ttl_secs)
+                    .add(
+                        connection_id,
+                        now.timestamp_millis(),
+                        now.timestamp() + self.connection_ttl_secs,
+                    )
                     .await?;
                 info!(connection_id, "connected");
             }
             "$disconnect" => {
                 self.connections.remove(connection_id).await?;
-                info!(connection_id, reason = context.disconnect_reason.as_deref().unwrap_or(""), "disconnected");
+                info!(
+                    connection_id,
+                    reason = context.disconnect_reason.as_deref().unwrap_or(""),
+                    "disconnected"
+                );
             }
             // Every other route key is a message: the API routes by `action`, and anything it does not know lands in $default.
-            _ => self.handle_message(connection_id, request.body.as_deref().unwrap_or("")).await?,
+            _ => {
+                self.handle_message(connection_id, request.body.as_deref().unwrap_or(""))
+                    .await?
+            }
         }
         Ok(())
     }
@@ -51,8 +75,16 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
     async fn handle_message(&self, connection_id: &str, body: &str) -> Result<(), RouteError> {
         let replies = match ClientFrame::parse(body) {
             Ok(ClientFrame::Subscribe { product_ids }) => {
-                if self.connections.set_filter(connection_id, product_ids.as_ref()).await? {
-                    info!(connection_id, products = product_ids.as_ref().map_or(0, |ids| ids.len()), "subscribed");
+                if self
+                    .connections
+                    .set_filter(connection_id, product_ids.as_ref())
+                    .await?
+                {
+                    info!(
+                        connection_id,
+                        products = product_ids.as_ref().map_or(0, |ids| ids.len()),
+                        "subscribed"
+                    );
                     vec![ServerFrame::Subscribed { product_ids }]
                 } else {
                     vec![ServerFrame::Error {
@@ -75,7 +107,10 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                     return Ok(());
                 }
                 Err(PushError::Failed(reason)) => {
-                    return Err(RouteError::Reply { connection_id: connection_id.to_owned(), reason })
+                    return Err(RouteError::Reply {
+                        connection_id: connection_id.to_owned(),
+                        reason,
+                    })
                 }
             }
         }

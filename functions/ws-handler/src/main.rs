@@ -13,31 +13,36 @@ async fn main() -> Result<(), Error> {
     let handler = WsHandler {
         connections: DynamoConnections::new(dynamo.clone(), config::required("CONNECTIONS_TABLE")?),
         products: DynamoProducts::new(dynamo, config::required("PRODUCTS_TABLE")?),
-        pusher: ManagementApiPusher::new(clients::management_client(&sdk, &config::required("WS_MANAGEMENT_ENDPOINT")?)),
+        pusher: ManagementApiPusher::new(clients::management_client(
+            &sdk,
+            &config::required("WS_MANAGEMENT_ENDPOINT")?,
+        )),
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        let context = &event.payload.request_context;
-        let span = info_span!(
-            "invocation",
-            request_id = %event.context.request_id,
-            route = context.route_key.as_deref().unwrap_or(""),
-            connection_id = context.connection_id.as_deref().unwrap_or(""),
-        );
-        async move {
-            let mut response = ApiGatewayProxyResponse::default();
-            response.status_code = match handler.handle(&event.payload).await {
-                Ok(()) => 200,
-                Err(e) => {
-                    error!(error = %e, "route failed");
-                    500
-                }
-            };
-            Ok::<ApiGatewayProxyResponse, Error>(response)
-        }
-        .instrument(span)
-        .await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            let context = &event.payload.request_context;
+            let span = info_span!(
+                "invocation",
+                request_id = %event.context.request_id,
+                route = context.route_key.as_deref().unwrap_or(""),
+                connection_id = context.connection_id.as_deref().unwrap_or(""),
+            );
+            async move {
+                let mut response = ApiGatewayProxyResponse::default();
+                response.status_code = match handler.handle(&event.payload).await {
+                    Ok(()) => 200,
+                    Err(e) => {
+                        error!(error = %e, "route failed");
+                        500
+                    }
+                };
+                Ok::<ApiGatewayProxyResponse, Error>(response)
+            }
+            .instrument(span)
+            .await
+        },
+    ))
     .await
 }

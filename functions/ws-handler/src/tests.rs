@@ -8,7 +8,9 @@ const CONNECTION: &str = "Sx2XhdJXoAMCJ0g=";
 fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
     WsHandler {
         connections: MemoryConnections::default(),
-        products: MemoryProducts::with((1..=120).map(|i| product(&format!("p-{i:03}"), 100 * i, i))),
+        products: MemoryProducts::with(
+            (1..=120).map(|i| product(&format!("p-{i:03}"), 100 * i, i)),
+        ),
         pusher: RecordingPusher::default(),
         connection_ttl_secs: 7200,
     }
@@ -38,11 +40,19 @@ async fn connect_subscribe_disconnect_from_real_events() {
 
     h.handle(&fixture("message")).await.unwrap();
     let connections = h.connections.all().await.unwrap();
-    let filter: Vec<String> = connections[0].product_ids.clone().unwrap().into_iter().collect();
+    let filter: Vec<String> = connections[0]
+        .product_ids
+        .clone()
+        .unwrap()
+        .into_iter()
+        .collect();
     assert_eq!(filter, ["p-001", "p-002"]);
     let frames = h.pusher.frames(CONNECTION);
     assert_eq!(frames[0]["type"], "subscribed");
-    assert_eq!(frames[0]["productIds"], serde_json::json!(["p-001", "p-002"]));
+    assert_eq!(
+        frames[0]["productIds"],
+        serde_json::json!(["p-001", "p-002"])
+    );
 
     // The disconnect fixture is another connection; connect it first so its removal is visible.
     let disconnect = fixture("disconnect");
@@ -57,7 +67,9 @@ async fn subscribe_without_ids_clears_the_filter() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
     h.handle(&fixture("message")).await.unwrap();
-    h.handle(&message(r#"{"action":"subscribe"}"#)).await.unwrap();
+    h.handle(&message(r#"{"action":"subscribe"}"#))
+        .await
+        .unwrap();
     assert_eq!(h.connections.all().await.unwrap()[0].product_ids, None);
 }
 
@@ -65,25 +77,41 @@ async fn subscribe_without_ids_clears_the_filter() {
 async fn snapshot_sends_the_whole_catalogue_in_parts() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
-    h.handle(&message(r#"{"action":"snapshot"}"#)).await.unwrap();
+    h.handle(&message(r#"{"action":"snapshot"}"#))
+        .await
+        .unwrap();
     let frames = h.pusher.frames(CONNECTION);
     assert_eq!(frames.len(), 2);
-    let total: usize = frames.iter().map(|f| f["products"].as_array().unwrap().len()).sum();
+    let total: usize = frames
+        .iter()
+        .map(|f| f["products"].as_array().unwrap().len())
+        .sum();
     assert_eq!(total, 120);
-    assert_eq!((frames[1]["part"].as_u64(), frames[1]["parts"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (frames[1]["part"].as_u64(), frames[1]["parts"].as_u64()),
+        (Some(2), Some(2))
+    );
 }
 
 #[tokio::test]
 async fn every_bad_frame_gets_an_error_frame() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
-    let bad = ["", "hello", r#"{"action":"buy"}"#, r#"{"action":"subscribe","productIds":[]}"#, "[]"];
+    let bad = [
+        "",
+        "hello",
+        r#"{"action":"buy"}"#,
+        r#"{"action":"subscribe","productIds":[]}"#,
+        "[]",
+    ];
     for body in bad {
         h.handle(&message(body)).await.unwrap();
     }
     let frames = h.pusher.frames(CONNECTION);
     assert_eq!(frames.len(), bad.len());
-    assert!(frames.iter().all(|f| f["type"] == "error" && f["code"].is_string()));
+    assert!(frames
+        .iter()
+        .all(|f| f["type"] == "error" && f["code"].is_string()));
     assert_eq!(frames[2]["code"], "unknown_action");
 }
 
@@ -99,6 +127,8 @@ async fn a_reply_to_a_gone_client_removes_it() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
     h.pusher.gone.lock().unwrap().insert(CONNECTION.to_owned());
-    h.handle(&message(r#"{"action":"snapshot"}"#)).await.unwrap();
+    h.handle(&message(r#"{"action":"snapshot"}"#))
+        .await
+        .unwrap();
     assert!(h.connections.ids().is_empty());
 }

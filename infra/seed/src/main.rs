@@ -9,12 +9,102 @@ use catalog_core::aws::{clients, DynamoProducts};
 use catalog_core::{config, Product};
 
 const CATEGORIES: [(&str, [u8; 3], [&str; 10]); 6] = [
-    ("coffee", [111, 78, 55], ["Espresso Beans", "Filter Roast", "Cold Brew Pack", "Decaf Blend", "Moka Pot", "Hand Grinder", "Pour-Over Cone", "Milk Frother", "Barista Scale", "Travel Mug"]),
-    ("tea", [96, 138, 72], ["Sencha", "Earl Grey", "Rooibos", "Oolong", "Chai Mix", "Matcha Tin", "Tea Infuser", "Cast-Iron Kettle", "Glass Teapot", "Herbal Sampler"]),
-    ("kitchen", [180, 60, 50], ["Chef Knife", "Cutting Board", "Dutch Oven", "Skillet", "Salad Bowl", "Spice Rack", "Pepper Mill", "Oven Mitts", "Measuring Cups", "Apron"]),
-    ("books", [60, 90, 160], ["Field Guide", "Cookbook", "Atlas", "Poetry Reader", "Notebook", "Sketchbook", "Travel Journal", "Bookends", "Reading Lamp", "Bookmark Set"]),
-    ("garden", [70, 150, 90], ["Watering Can", "Pruning Shears", "Seed Kit", "Clay Pot", "Garden Gloves", "Hose Reel", "Trowel", "Bird Feeder", "Compost Bin", "Herb Planter"]),
-    ("audio", [90, 90, 100], ["Headphones", "Earbuds", "Bookshelf Speaker", "Turntable", "Microphone", "DAC", "Cable Set", "Radio", "Soundbar", "Speaker Stand"]),
+    (
+        "coffee",
+        [111, 78, 55],
+        [
+            "Espresso Beans",
+            "Filter Roast",
+            "Cold Brew Pack",
+            "Decaf Blend",
+            "Moka Pot",
+            "Hand Grinder",
+            "Pour-Over Cone",
+            "Milk Frother",
+            "Barista Scale",
+            "Travel Mug",
+        ],
+    ),
+    (
+        "tea",
+        [96, 138, 72],
+        [
+            "Sencha",
+            "Earl Grey",
+            "Rooibos",
+            "Oolong",
+            "Chai Mix",
+            "Matcha Tin",
+            "Tea Infuser",
+            "Cast-Iron Kettle",
+            "Glass Teapot",
+            "Herbal Sampler",
+        ],
+    ),
+    (
+        "kitchen",
+        [180, 60, 50],
+        [
+            "Chef Knife",
+            "Cutting Board",
+            "Dutch Oven",
+            "Skillet",
+            "Salad Bowl",
+            "Spice Rack",
+            "Pepper Mill",
+            "Oven Mitts",
+            "Measuring Cups",
+            "Apron",
+        ],
+    ),
+    (
+        "books",
+        [60, 90, 160],
+        [
+            "Field Guide",
+            "Cookbook",
+            "Atlas",
+            "Poetry Reader",
+            "Notebook",
+            "Sketchbook",
+            "Travel Journal",
+            "Bookends",
+            "Reading Lamp",
+            "Bookmark Set",
+        ],
+    ),
+    (
+        "garden",
+        [70, 150, 90],
+        [
+            "Watering Can",
+            "Pruning Shears",
+            "Seed Kit",
+            "Clay Pot",
+            "Garden Gloves",
+            "Hose Reel",
+            "Trowel",
+            "Bird Feeder",
+            "Compost Bin",
+            "Herb Planter",
+        ],
+    ),
+    (
+        "audio",
+        [90, 90, 100],
+        [
+            "Headphones",
+            "Earbuds",
+            "Bookshelf Speaker",
+            "Turntable",
+            "Microphone",
+            "DAC",
+            "Cable Set",
+            "Radio",
+            "Soundbar",
+            "Speaker Stand",
+        ],
+    ),
 ];
 
 fn catalogue() -> Vec<Product> {
@@ -57,7 +147,9 @@ fn photo_png(index: usize, rgb: [u8; 3]) -> Vec<u8> {
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().expect("header of an in-memory PNG");
-    writer.write_image_data(&pixels).expect("pixels match the header");
+    writer
+        .write_image_data(&pixels)
+        .expect("pixels match the header");
     drop(writer);
     out
 }
@@ -66,17 +158,33 @@ fn photo_png(index: usize, rgb: [u8; 3]) -> Vec<u8> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
-    let products = DynamoProducts::new(aws_sdk_dynamodb::Client::new(&sdk), config::required("PRODUCTS_TABLE")?);
+    let products = DynamoProducts::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config::required("PRODUCTS_TABLE")?,
+    );
     let bucket = config::required("PHOTOS_BUCKET")?;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
     let (mut inserted, mut photos) = (0, 0);
     for (index, product) in catalogue().iter().enumerate() {
         if products.insert_if_absent(product).await? {
             inserted += 1;
         }
-        let exists = s3.head_object().bucket(&bucket).key(&product.photo_key).send().await.is_ok();
+        let exists = s3
+            .head_object()
+            .bucket(&bucket)
+            .key(&product.photo_key)
+            .send()
+            .await
+            .is_ok();
         if !exists {
-            let rgb = CATEGORIES.iter().find(|c| c.0 == product.category).map_or([128; 3], |c| c.1);
+            let rgb = CATEGORIES
+                .iter()
+                .find(|c| c.0 == product.category)
+                .map_or([128; 3], |c| c.1);
             s3.put_object()
                 .bucket(&bucket)
                 .key(&product.photo_key)
@@ -87,7 +195,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             photos += 1;
         }
     }
-    println!("seeded {} products ({inserted} new), {photos} new photos", catalogue().len());
+    println!(
+        "seeded {} products ({inserted} new), {photos} new photos",
+        catalogue().len()
+    );
     Ok(())
 }
 
@@ -98,12 +209,19 @@ mod tests {
     #[test]
     fn catalogue_is_stable_valid_and_unique() {
         let products = catalogue();
-        assert_eq!(products, catalogue(), "the seed must be deterministic to be idempotent");
+        assert_eq!(
+            products,
+            catalogue(),
+            "the seed must be deterministic to be idempotent"
+        );
         assert!(products.len() >= 50);
         let ids: std::collections::BTreeSet<_> = products.iter().map(|p| &p.product_id).collect();
         assert_eq!(ids.len(), products.len());
         for p in &products {
-            assert!(p.price_cents >= catalog_core::generate::MIN_PRICE_CENTS && p.stock >= 0, "{p:?}");
+            assert!(
+                p.price_cents >= catalog_core::generate::MIN_PRICE_CENTS && p.stock >= 0,
+                "{p:?}"
+            );
         }
     }
 

@@ -29,12 +29,16 @@ pub struct Stack {
 impl Stack {
     /// Reads the outputs `infra/deploy.py` wrote. `STACK_OUTPUTS` and `WS_URL` are set by scripts/test.
     pub async fn load() -> Stack {
-        let path = std::env::var("STACK_OUTPUTS")
-            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/outputs.json").to_owned());
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("no deployed stack ({path}: {e}); run scripts/test, which deploys one"));
-        let outputs: BTreeMap<String, String> = serde_json::from_str(&text).expect("outputs are a JSON object");
-        let ws_url = std::env::var("WS_URL").expect("WS_URL is the stack's WebSocket URL; scripts/test sets it");
+        let path = std::env::var("STACK_OUTPUTS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/outputs.json").to_owned()
+        });
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("no deployed stack ({path}: {e}); run scripts/test, which deploys one")
+        });
+        let outputs: BTreeMap<String, String> =
+            serde_json::from_str(&text).expect("outputs are a JSON object");
+        let ws_url = std::env::var("WS_URL")
+            .expect("WS_URL is the stack's WebSocket URL; scripts/test sets it");
         let sdk = clients::sdk_config().await;
         Stack {
             outputs,
@@ -47,7 +51,9 @@ impl Stack {
     }
 
     pub fn output(&self, key: &str) -> &str {
-        self.outputs.get(key).unwrap_or_else(|| panic!("stack output {key} is missing"))
+        self.outputs
+            .get(key)
+            .unwrap_or_else(|| panic!("stack output {key} is missing"))
     }
 
     /// Invokes the generator once, synchronously, and returns the changes it published.
@@ -56,12 +62,18 @@ impl Stack {
             .lambda
             .invoke()
             .function_name(self.output("GeneratorFunctionName"))
-            .payload(aws_sdk_lambda::primitives::Blob::new(include_str!("../../../functions/generator/fixtures/eventbridge-scheduled-event.json")))
+            .payload(aws_sdk_lambda::primitives::Blob::new(include_str!(
+                "../../../functions/generator/fixtures/eventbridge-scheduled-event.json"
+            )))
             .send()
             .await
             .expect("invoke generator");
         let payload = out.payload.map(|b| b.into_inner()).unwrap_or_default();
-        assert!(out.function_error.is_none(), "generator failed: {}", String::from_utf8_lossy(&payload));
+        assert!(
+            out.function_error.is_none(),
+            "generator failed: {}",
+            String::from_utf8_lossy(&payload)
+        );
         let report: Value = serde_json::from_slice(&payload).expect("generator returns JSON");
         serde_json::from_value(report["published"].clone()).expect("report lists published changes")
     }
@@ -117,10 +129,18 @@ impl Stack {
             .await
             .expect("GetQueueAttributes");
         let attrs = out.attributes.unwrap_or_default();
-        [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
-            .iter()
-            .map(|a| attrs.get(a).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
-            .sum()
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attrs
+                .get(a)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
     }
 
     /// Waits until the changes queue has been empty for three polls in a row.
@@ -129,8 +149,15 @@ impl Stack {
         let deadline = Instant::now() + timeout;
         let mut empty_polls = 0;
         while empty_polls < 3 {
-            assert!(Instant::now() < deadline, "changes queue did not drain within {timeout:?}");
-            empty_polls = if self.queue_depth(&url).await == 0 { empty_polls + 1 } else { 0 };
+            assert!(
+                Instant::now() < deadline,
+                "changes queue did not drain within {timeout:?}"
+            );
+            empty_polls = if self.queue_depth(&url).await == 0 {
+                empty_polls + 1
+            } else {
+                0
+            };
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -153,7 +180,9 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(url: &str) -> WsClient {
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
         let (mut sink, mut stream) = socket.split();
         let frames = Arc::new(Mutex::new(Vec::new()));
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
@@ -176,11 +205,17 @@ impl WsClient {
                 }
             }
         });
-        WsClient { frames, outgoing, reader }
+        WsClient {
+            frames,
+            outgoing,
+            reader,
+        }
     }
 
     pub fn send(&self, text: impl Into<String>) {
-        self.outgoing.send(Message::text(text.into())).expect("client is open");
+        self.outgoing
+            .send(Message::text(text.into()))
+            .expect("client is open");
     }
 
     pub fn frames(&self) -> Vec<Value> {
@@ -188,7 +223,10 @@ impl WsClient {
     }
 
     pub fn frames_of_type(&self, kind: &str) -> Vec<Value> {
-        self.frames().into_iter().filter(|f| f["type"] == kind).collect()
+        self.frames()
+            .into_iter()
+            .filter(|f| f["type"] == kind)
+            .collect()
     }
 
     /// Waits until `done` holds for the frames received so far.
@@ -198,7 +236,11 @@ impl WsClient {
             if done(&self.frames()) {
                 return;
             }
-            assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; got {:#?}", self.frames());
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; got {:#?}",
+                self.frames()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -223,7 +265,10 @@ where
 {
     let deadline = Instant::now() + timeout;
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -14,14 +14,19 @@ fn subset() -> BTreeSet<String> {
 }
 
 fn change_ids(frames: &[Value]) -> Vec<String> {
-    frames.iter().map(|f| f["changeId"].as_str().unwrap().to_owned()).collect()
+    frames
+        .iter()
+        .map(|f| f["changeId"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Versions per product, in the order the client received them.
 fn versions_by_product(frames: &[Value]) -> BTreeMap<String, Vec<u64>> {
     let mut map: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for f in frames {
-        map.entry(f["productId"].as_str().unwrap().to_owned()).or_default().push(f["version"].as_u64().unwrap());
+        map.entry(f["productId"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(f["version"].as_u64().unwrap());
     }
     map
 }
@@ -33,16 +38,28 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
 
     let everything = WsClient::connect(&stack.ws_url).await;
     everything.send(r#"{"action":"subscribe"}"#);
-    everything.wait_for("subscribe ack", WAIT, |f| f.iter().any(|f| f["type"] == "subscribed")).await;
+    everything
+        .wait_for("subscribe ack", WAIT, |f| {
+            f.iter().any(|f| f["type"] == "subscribed")
+        })
+        .await;
 
     let before: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();
     let narrow = WsClient::connect(&stack.ws_url).await;
     narrow.send(serde_json::json!({"action": "subscribe", "productIds": subset()}).to_string());
-    narrow.wait_for("subscribe ack", WAIT, |f| f.iter().any(|f| f["type"] == "subscribed")).await;
+    narrow
+        .wait_for("subscribe ack", WAIT, |f| {
+            f.iter().any(|f| f["type"] == "subscribed")
+        })
+        .await;
     let narrow_id = {
         let after: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();
         let new: Vec<&String> = after.difference(&before).collect();
-        assert_eq!(new.len(), 1, "exactly one new connection record for the second client: {new:?}");
+        assert_eq!(
+            new.len(),
+            1,
+            "exactly one new connection record for the second client: {new:?}"
+        );
         new[0].clone()
     };
 
@@ -50,25 +67,39 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
     let mut published: Vec<Published> = Vec::new();
     for _ in 0..8 {
         published.extend(stack.run_generator().await);
-        let inside = published.iter().filter(|p| subset().contains(&p.product_id)).count();
+        let inside = published
+            .iter()
+            .filter(|p| subset().contains(&p.product_id))
+            .count();
         if published.len() >= 15 && inside > 0 && inside < published.len() {
             break;
         }
     }
     let expected_all: BTreeSet<String> = published.iter().map(|p| p.change_id.clone()).collect();
-    let expected_narrow: BTreeSet<String> =
-        published.iter().filter(|p| subset().contains(&p.product_id)).map(|p| p.change_id.clone()).collect();
+    let expected_narrow: BTreeSet<String> = published
+        .iter()
+        .filter(|p| subset().contains(&p.product_id))
+        .map(|p| p.change_id.clone())
+        .collect();
     assert!(!expected_narrow.is_empty() && expected_narrow.len() < expected_all.len());
 
     let has_all = |want: &BTreeSet<String>| {
         let want = want.clone();
         move |frames: &[Value]| {
-            let changes: Vec<Value> = frames.iter().filter(|f| f["type"] == "productChanged").cloned().collect();
+            let changes: Vec<Value> = frames
+                .iter()
+                .filter(|f| f["type"] == "productChanged")
+                .cloned()
+                .collect();
             want.iter().all(|id| change_ids(&changes).contains(id))
         }
     };
-    everything.wait_for("every published change", WAIT, has_all(&expected_all)).await;
-    narrow.wait_for("the subscribed changes", WAIT, has_all(&expected_narrow)).await;
+    everything
+        .wait_for("every published change", WAIT, has_all(&expected_all))
+        .await;
+    narrow
+        .wait_for("the subscribed changes", WAIT, has_all(&expected_narrow))
+        .await;
     // Anything extra would have arrived by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -76,21 +107,37 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
         let changes = client.frames_of_type("productChanged");
         let received = change_ids(&changes);
         let distinct: BTreeSet<String> = received.iter().cloned().collect();
-        assert_eq!(received.len(), distinct.len(), "no change arrives twice on a healthy run");
-        assert_eq!(&distinct, expected, "a client receives exactly the changes it subscribed to");
+        assert_eq!(
+            received.len(),
+            distinct.len(),
+            "no change arrives twice on a healthy run"
+        );
+        assert_eq!(
+            &distinct, expected,
+            "a client receives exactly the changes it subscribed to"
+        );
         for (product, versions) in versions_by_product(&changes) {
-            assert!(versions.windows(2).all(|w| w[0] < w[1]), "{product}: versions not strictly increasing: {versions:?}");
+            assert!(
+                versions.windows(2).all(|w| w[0] < w[1]),
+                "{product}: versions not strictly increasing: {versions:?}"
+            );
         }
     }
 
     // The last state pushed for each product is what DynamoDB holds.
     let mut last_pushed: BTreeMap<String, Value> = BTreeMap::new();
     for f in everything.frames_of_type("productChanged") {
-        last_pushed.insert(f["productId"].as_str().unwrap().to_owned(), f["product"].clone());
+        last_pushed.insert(
+            f["productId"].as_str().unwrap().to_owned(),
+            f["product"].clone(),
+        );
     }
     for (product_id, pushed) in &last_pushed {
         let stored = serde_json::to_value(stack.product(product_id).await).unwrap();
-        assert_eq!(pushed, &stored, "{product_id}: pushed state differs from the table");
+        assert_eq!(
+            pushed, &stored,
+            "{product_id}: pushed state differs from the table"
+        );
     }
     for p in &published {
         assert!(stack.product(&p.product_id).await.version >= p.version);
@@ -101,7 +148,11 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
         !stack.connection_ids().await.contains(&narrow_id)
     })
     .await;
-    assert_eq!(stack.connection_ids().await.len(), before.len(), "the other client stays connected");
+    assert_eq!(
+        stack.connection_ids().await.len(),
+        before.len(),
+        "the other client stays connected"
+    );
     everything.close().await;
 }
 
@@ -111,7 +162,11 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
     let stack = Stack::load().await;
     let client = WsClient::connect(&stack.ws_url).await;
     client.send(r#"{"action":"subscribe","productIds":["p-060"]}"#);
-    client.wait_for("subscribe ack", WAIT, |f| f.iter().any(|f| f["type"] == "subscribed")).await;
+    client
+        .wait_for("subscribe ack", WAIT, |f| {
+            f.iter().any(|f| f["type"] == "subscribed")
+        })
+        .await;
 
     let start = stack.product("p-060").await;
     let change = |version: u64, price_cents: i64, stock: i64| ProductChanged {
@@ -119,7 +174,10 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
         change_id: uuid::Uuid::new_v4().to_string(),
         product_id: "p-060".into(),
         version,
-        previous: StockAndPrice { price_cents: start.price_cents, stock: start.stock },
+        previous: StockAndPrice {
+            price_cents: start.price_cents,
+            stock: start.stock,
+        },
         current: StockAndPrice { price_cents, stock },
         changed_at: chrono::Utc::now(),
     };
@@ -127,21 +185,38 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
     let older = change(start.version + 1, 1111, 11);
 
     stack.publish(&newer).await;
-    client.wait_for("the newer change", WAIT, |f| f.iter().any(|f| f["changeId"] == newer.change_id.as_str())).await;
+    client
+        .wait_for("the newer change", WAIT, |f| {
+            f.iter().any(|f| f["changeId"] == newer.change_id.as_str())
+        })
+        .await;
     stack.publish(&older).await; // out of order: arrives after a newer version was applied
     stack.publish(&newer).await; // duplicate delivery
     client
         .wait_for("the duplicate to be pushed again", WAIT, |f| {
-            f.iter().filter(|f| f["changeId"] == newer.change_id.as_str()).count() == 2
+            f.iter()
+                .filter(|f| f["changeId"] == newer.change_id.as_str())
+                .count()
+                == 2
         })
         .await;
     stack.wait_for_drained_changes_queue(WAIT).await;
 
     let stored = stack.product("p-060").await;
-    assert_eq!((stored.version, stored.price_cents, stored.stock), (newer.version, 4242, 42));
-    let versions: Vec<u64> =
-        client.frames_of_type("productChanged").iter().map(|f| f["version"].as_u64().unwrap()).collect();
-    assert_eq!(versions, [newer.version, newer.version], "the older version is never pushed");
+    assert_eq!(
+        (stored.version, stored.price_cents, stored.stock),
+        (newer.version, 4242, 42)
+    );
+    let versions: Vec<u64> = client
+        .frames_of_type("productChanged")
+        .iter()
+        .map(|f| f["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        versions,
+        [newer.version, newer.version],
+        "the older version is never pushed"
+    );
     client.close().await;
 }
 
@@ -150,7 +225,9 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
 async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
     let stack = Stack::load().await;
     let marker = uuid::Uuid::new_v4().to_string();
-    let malformed = format!("{{\"eventType\":\"ProductChanged\",\"marker\":\"{marker}\",\"version\":\"not a number\"");
+    let malformed = format!(
+        "{{\"eventType\":\"ProductChanged\",\"marker\":\"{marker}\",\"version\":\"not a number\""
+    );
 
     // One SendMessageBatch: a malformed body among nine good changes, so the consumer gets them together.
     let mut good = Vec::new();
@@ -162,8 +239,14 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
             change_id: uuid::Uuid::new_v4().to_string(),
             product_id,
             version: p.version + 1,
-            previous: StockAndPrice { price_cents: p.price_cents, stock: p.stock },
-            current: StockAndPrice { price_cents: p.price_cents + 1, stock: p.stock + 1 },
+            previous: StockAndPrice {
+                price_cents: p.price_cents,
+                stock: p.stock,
+            },
+            current: StockAndPrice {
+                price_cents: p.price_cents + 1,
+                stock: p.stock + 1,
+            },
             changed_at: chrono::Utc::now(),
         });
     }
@@ -193,7 +276,10 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
 
     for c in &good {
         let id = c.product_id.clone();
-        eventually(&format!("{id} to be applied"), WAIT, || async { stack.product(&id).await.version == c.version }).await;
+        eventually(&format!("{id} to be applied"), WAIT, || async {
+            stack.product(&id).await.version == c.version
+        })
+        .await;
     }
 
     // After maxReceiveCount failed deliveries the queue's redrive policy moves it to the DLQ.
@@ -210,14 +296,25 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
             .send()
             .await
             .expect("ReceiveMessage DLQ");
-        let found: Vec<String> =
-            out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).filter(|b| b.contains(&marker)).collect();
+        let found: Vec<String> = out
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .filter(|b| b.contains(&marker))
+            .collect();
         if !found.is_empty() {
             break found;
         }
-        assert!(std::time::Instant::now() < deadline, "the malformed message never reached the DLQ");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the malformed message never reached the DLQ"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(found, [malformed]);
-    assert_eq!(stack.queue_depth(stack.output("ChangesQueueUrl")).await, 0, "nothing else is stuck in the queue");
+    assert_eq!(
+        stack.queue_depth(stack.output("ChangesQueueUrl")).await,
+        0,
+        "nothing else is stuck in the queue"
+    );
 }

@@ -29,7 +29,12 @@ pub async fn sdk_config() -> SdkConfig {
 
 /// The API Gateway management client always needs an explicit endpoint: the
 /// WebSocket API's own URL in AWS, the emulator's `_aws/execute-api` path locally.
-pub fn management_client(config: &SdkConfig, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
-    let conf = aws_sdk_apigatewaymanagement::config::Builder::from(config).endpoint_url(endpoint).build();
+pub fn management_client(
+    config: &SdkConfig,
+    endpoint: &str,
+) -> aws_sdk_apigatewaymanagement::Client {
+    let conf = aws_sdk_apigatewaymanagement::config::Builder::from(config)
+        .endpoint_url(endpoint)
+        .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(conf)
 }

@@ -16,10 +16,19 @@ pub struct Connection {
 
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
-    async fn add(&self, connection_id: &str, connected_at_ms: i64, expires_at_s: i64) -> Result<(), StoreError>;
+    async fn add(
+        &self,
+        connection_id: &str,
+        connected_at_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<(), StoreError>;
     async fn remove(&self, connection_id: &str) -> Result<(), StoreError>;
     /// Returns false if the connection is not (or no longer) recorded.
-    async fn set_filter(&self, connection_id: &str, product_ids: Option<&BTreeSet<String>>) -> Result<bool, StoreError>;
+    async fn set_filter(
+        &self,
+        connection_id: &str,
+        product_ids: Option<&BTreeSet<String>>,
+    ) -> Result<bool, StoreError>;
     async fn all(&self) -> Result<Vec<Connection>, StoreError>;
 }
 
@@ -32,13 +41,21 @@ pub struct DynamoConnections {
 
 impl DynamoConnections {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
 #[async_trait]
 impl ConnectionStore for DynamoConnections {
-    async fn add(&self, connection_id: &str, connected_at_ms: i64, expires_at_s: i64) -> Result<(), StoreError> {
+    async fn add(
+        &self,
+        connection_id: &str,
+        connected_at_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -62,7 +79,11 @@ impl ConnectionStore for DynamoConnections {
         Ok(())
     }
 
-    async fn set_filter(&self, connection_id: &str, product_ids: Option<&BTreeSet<String>>) -> Result<bool, StoreError> {
+    async fn set_filter(
+        &self,
+        connection_id: &str,
+        product_ids: Option<&BTreeSet<String>>,
+    ) -> Result<bool, StoreError> {
         let request = self
             .client
             .update_item()
@@ -72,7 +93,10 @@ impl ConnectionStore for DynamoConnections {
         let request = match product_ids {
             Some(ids) => request
                 .update_expression("SET productIds = :ids")
-                .expression_attribute_values(":ids", AttributeValue::Ss(ids.iter().cloned().collect())),
+                .expression_attribute_values(
+                    ":ids",
+                    AttributeValue::Ss(ids.iter().cloned().collect()),
+                ),
             None => request.update_expression("REMOVE productIds"),
         };
         match request.send().await {
@@ -117,7 +141,14 @@ fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
     let product_ids = match item.get("productIds") {
         Some(AttributeValue::Ss(ids)) => Some(ids.iter().cloned().collect()),
         None => None,
-        Some(other) => return Err(StoreError::CorruptItem(format!("productIds is not a string set: {other:?}"))),
+        Some(other) => {
+            return Err(StoreError::CorruptItem(format!(
+                "productIds is not a string set: {other:?}"
+            )))
+        }
     };
-    Ok(Connection { connection_id: get_s(item, "connectionId")?, product_ids })
+    Ok(Connection {
+        connection_id: get_s(item, "connectionId")?,
+        product_ids,
+    })
 }

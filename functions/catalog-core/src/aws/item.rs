@@ -19,7 +19,9 @@ pub fn n(value: impl ToString) -> AttributeValue {
 pub fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
-        other => Err(StoreError::CorruptItem(format!("{name} is not a string: {other:?}"))),
+        other => Err(StoreError::CorruptItem(format!(
+            "{name} is not a string: {other:?}"
+        ))),
     }
 }
 
@@ -32,15 +34,21 @@ pub fn get_opt_s(item: &Item, name: &str) -> Option<String> {
 
 pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => {
-            v.parse().map_err(|_| StoreError::CorruptItem(format!("{name}={v} is not a valid number")))
-        }
-        other => Err(StoreError::CorruptItem(format!("{name} is not a number: {other:?}"))),
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::CorruptItem(format!("{name}={v} is not a valid number"))),
+        other => Err(StoreError::CorruptItem(format!(
+            "{name} is not a number: {other:?}"
+        ))),
     }
 }
 
 /// A numeric attribute that may be absent (treated as `default`).
-pub fn get_n_or<T: std::str::FromStr>(item: &Item, name: &str, default: T) -> Result<T, StoreError> {
+pub fn get_n_or<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    default: T,
+) -> Result<T, StoreError> {
     if item.contains_key(name) {
         get_n(item, name)
     } else {

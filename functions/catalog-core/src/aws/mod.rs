@@ -20,12 +20,18 @@ pub enum StoreError {
     #[error("stored item is unreadable: {0}")]
     CorruptItem(String),
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 impl StoreError {
     pub fn aws<E: std::error::Error>(operation: &'static str, err: E) -> Self {
-        StoreError::Aws { operation, message: full_message(&err) }
+        StoreError::Aws {
+            operation,
+            message: full_message(&err),
+        }
     }
 }
 

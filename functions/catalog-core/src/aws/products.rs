@@ -12,7 +12,10 @@ use crate::{ApplyOutcome, Product, ProductChanged, StockAndPrice};
 #[async_trait]
 pub trait ProductStore: Send + Sync {
     /// Writes the change only if it is newer than the stored version.
-    async fn apply_change(&self, change: &ProductChanged) -> Result<ApplyOutcome<Product>, StoreError>;
+    async fn apply_change(
+        &self,
+        change: &ProductChanged,
+    ) -> Result<ApplyOutcome<Product>, StoreError>;
     async fn all_products(&self) -> Result<Vec<Product>, StoreError>;
 }
 
@@ -37,7 +40,10 @@ pub struct DynamoProducts {
 
 impl DynamoProducts {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -70,7 +76,6 @@ impl DynamoProducts {
         Ok(out.item)
     }
 
-
     /// Writes a seed product unless it already exists; returns whether it was written.
     pub async fn insert_if_absent(&self, product: &Product) -> Result<bool, StoreError> {
         let result = self
@@ -99,7 +104,11 @@ impl DynamoProducts {
 #[async_trait]
 impl GeneratorStore for DynamoProducts {
     async fn generator_states(&self) -> Result<Vec<ProductState>, StoreError> {
-        self.scan_items().await?.iter().map(product_state_from_item).collect()
+        self.scan_items()
+            .await?
+            .iter()
+            .map(product_state_from_item)
+            .collect()
     }
 
     async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError> {
@@ -115,7 +124,14 @@ impl GeneratorStore for DynamoProducts {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => Ok(false),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(StoreError::aws("UpdateItem publishedVersion", e)),
         }
     }
@@ -123,7 +139,10 @@ impl GeneratorStore for DynamoProducts {
 
 #[async_trait]
 impl ProductStore for DynamoProducts {
-    async fn apply_change(&self, change: &ProductChanged) -> Result<ApplyOutcome<Product>, StoreError> {
+    async fn apply_change(
+        &self,
+        change: &ProductChanged,
+    ) -> Result<ApplyOutcome<Product>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -143,10 +162,17 @@ impl ProductStore for DynamoProducts {
             .await;
         match result {
             Ok(out) => {
-                let item = out.attributes.ok_or_else(|| StoreError::CorruptItem("UpdateItem returned no attributes".into()))?;
+                let item = out.attributes.ok_or_else(|| {
+                    StoreError::CorruptItem("UpdateItem returned no attributes".into())
+                })?;
                 Ok(ApplyOutcome::Applied(product_from_item(&item)?))
             }
-            Err(e) if matches!(e.as_service_error(), Some(UpdateItemError::ConditionalCheckFailedException(_))) => {
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(UpdateItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
                 // Either the product is unknown or the stored version is not older: read it to tell which.
                 let item = self
                     .get_item(&change.product_id)
@@ -154,21 +180,32 @@ impl ProductStore for DynamoProducts {
                     .ok_or_else(|| StoreError::UnknownProduct(change.product_id.clone()))?;
                 let stored = product_from_item(&item)?;
                 let stored_change = get_opt_s(&item, "lastChangeId");
-                Ok(match classify(change.version, &change.change_id, stored.version, stored_change.as_deref()) {
-                    Classification::SameChange => ApplyOutcome::Duplicate(stored),
-                    // A newer version can only fail the condition if it raced a write; the
-                    // next delivery will see the new state, so treat it like a stale one now.
-                    Classification::Older | Classification::Newer => {
-                        ApplyOutcome::Stale { stored_version: stored.version }
-                    }
-                })
+                Ok(
+                    match classify(
+                        change.version,
+                        &change.change_id,
+                        stored.version,
+                        stored_change.as_deref(),
+                    ) {
+                        Classification::SameChange => ApplyOutcome::Duplicate(stored),
+                        // A newer version can only fail the condition if it raced a write; the
+                        // next delivery will see the new state, so treat it like a stale one now.
+                        Classification::Older | Classification::Newer => ApplyOutcome::Stale {
+                            stored_version: stored.version,
+                        },
+                    },
+                )
             }
             Err(e) => Err(StoreError::aws("UpdateItem product", e)),
         }
     }
 
     async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
-        self.scan_items().await?.iter().map(product_from_item).collect()
+        self.scan_items()
+            .await?
+            .iter()
+            .map(product_from_item)
+            .collect()
     }
 }
 
@@ -189,7 +226,10 @@ pub fn product_from_item(item: &Item) -> Result<Product, StoreError> {
 fn product_state_from_item(item: &Item) -> Result<ProductState, StoreError> {
     let product = product_from_item(item)?;
     Ok(ProductState {
-        values: StockAndPrice { price_cents: product.price_cents, stock: product.stock },
+        values: StockAndPrice {
+            price_cents: product.price_cents,
+            stock: product.stock,
+        },
         applied_version: product.version,
         published_version: get_n_or(item, "publishedVersion", 0)?,
         product_id: product.product_id,
@@ -247,6 +287,9 @@ mod tests {
         item.remove("version");
         assert_eq!(product_from_item(&item).unwrap().version, 0);
         item.insert("stock".into(), s("lots"));
-        assert!(matches!(product_from_item(&item), Err(StoreError::CorruptItem(_))));
+        assert!(matches!(
+            product_from_item(&item),
+            Err(StoreError::CorruptItem(_))
+        ));
     }
 }

@@ -21,7 +21,10 @@ pub struct SnsPublisher {
 
 impl SnsPublisher {
     pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
-        Self { client, topic_arn: topic_arn.into() }
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
     }
 }
 

@@ -41,7 +41,14 @@ impl Pusher for ManagementApiPusher {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if matches!(e.as_service_error(), Some(PostToConnectionError::GoneException(_))) => Err(PushError::Gone),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(PostToConnectionError::GoneException(_))
+                ) =>
+            {
+                Err(PushError::Gone)
+            }
             Err(e) => Err(PushError::Failed(super::full_message(&e))),
         }
     }
