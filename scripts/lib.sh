@@ -79,7 +79,8 @@ build_functions() {
 
 # Deploys template.yaml; extra arguments are template parameters as KEY=VALUE.
 deploy_stack() {
-  local params=(--param "ManagementEndpointBase=$AWS_ENDPOINT_URL")
+  # The address Lambdas use to reach the management API; differs from ours when they run in containers (LocalStack).
+  local params=(--param "ManagementEndpointBase=${MANAGEMENT_ENDPOINT_BASE:-$AWS_ENDPOINT_URL}")
   for kv in "$@"; do params+=(--param "$kv"); done
   say "deploying template.yaml as stack $STACK"
   "$VENV/bin/python" "$ROOT/infra/deploy.py" --stack "$STACK" --bin-dir "$BIN_DIR" --outputs "$OUTPUTS" "${params[@]}"

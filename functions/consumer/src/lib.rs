@@ -8,7 +8,7 @@ use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-/// What happened to one message.
+/// What happened to the messages of one batch, logged once per invocation.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct BatchCounts {
     pub received: usize,

@@ -24,7 +24,18 @@ async fn main() -> Result<(), Error> {
         let span = info_span!("invocation", request_id = %event.context.request_id, messages = event.payload.records.len());
         async move {
             let (response, counts) = consumer.handle_batch(event.payload).await;
-            info!(?counts, "batch done");
+            info!(
+                received = counts.received,
+                applied = counts.applied,
+                duplicate = counts.duplicate,
+                stale = counts.stale,
+                malformed = counts.malformed,
+                failed = counts.failed,
+                pushes_sent = counts.pushes_sent,
+                pushes_gone = counts.pushes_gone,
+                pushes_failed = counts.pushes_failed,
+                "batch done"
+            );
             Ok::<SqsBatchResponse, Error>(response)
         }
         .instrument(span)

@@ -1,6 +1,7 @@
 //! The event generator: each run changes the price and/or stock of a few random
 //! products and publishes one `ProductChanged` per product.
 
+use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
 use catalog_core::aws::{ChangePublisher, GeneratorStore, StoreError};
 use catalog_core::generate::{pick_random, plan_change, Rng};
 use catalog_core::StockAndPrice;
@@ -40,6 +41,15 @@ pub enum RunError {
         published_before: usize,
         source: StoreError,
     },
+}
+
+/// The id of the EventBridge scheduled event that started this run, for the
+/// invocation's span; "manual" for a hand-made payload (e.g. `{}` from the CLI).
+pub fn trigger_id(payload: &serde_json::Value) -> String {
+    serde_json::from_value::<CloudWatchEvent>(payload.clone())
+        .ok()
+        .and_then(|event| event.id)
+        .unwrap_or_else(|| "manual".to_owned())
 }
 
 pub async fn run_once<S: GeneratorStore, P: ChangePublisher>(
@@ -105,6 +115,15 @@ mod tests {
 
     fn catalogue(n: usize) -> MemoryProducts {
         MemoryProducts::with((0..n).map(|i| product(&format!("p-{i:03}"), 1000 + i as i64, 10)))
+    }
+
+    #[test]
+    fn trigger_id_comes_from_a_real_scheduled_event() {
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
+                .unwrap();
+        assert_eq!(trigger_id(&event), "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa");
+        assert_eq!(trigger_id(&serde_json::json!({})), "manual");
     }
 
     #[tokio::test]

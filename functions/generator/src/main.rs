@@ -1,6 +1,6 @@
 use catalog_core::aws::{clients, DynamoProducts, SnsPublisher};
 use catalog_core::config;
-use generator::{run_once, RunReport};
+use generator::{run_once, trigger_id, RunReport};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info_span, Instrument};
 
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let products_per_run: usize = config::parsed_or("PRODUCTS_PER_RUN", 3)?;
     let (store, publisher) = (&store, &publisher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let event_id = event.payload.get("id").and_then(|v| v.as_str()).unwrap_or("manual").to_owned();
+        let event_id = trigger_id(&event.payload);
         let span = info_span!("invocation", request_id = %event.context.request_id, event_id = %event_id);
         async move {
             let mut rng = catalog_core::generate::Rng::new();
