@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use catalog_core::aws::clients;
 use catalog_core::aws::products::product_from_item;
-use catalog_core::{Product, ProductChanged};
+use catalog_core::{Product, ProductChanged, StockAndPrice};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -160,6 +160,22 @@ impl Stack {
             };
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+}
+
+/// A new change of `product` to `current` with the given version, stamped now.
+pub fn change_of(product: &Product, version: u64, current: StockAndPrice) -> ProductChanged {
+    ProductChanged {
+        event_type: "ProductChanged".into(),
+        change_id: uuid::Uuid::new_v4().to_string(),
+        product_id: product.product_id.clone(),
+        version,
+        previous: StockAndPrice {
+            price_cents: product.price_cents,
+            stock: product.stock,
+        },
+        current,
+        changed_at: chrono::Utc::now(),
     }
 }
 

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use catalog_core::{ProductChanged, StockAndPrice};
-use e2e::{eventually, Published, Stack, WsClient};
+use catalog_core::StockAndPrice;
+use e2e::{change_of, eventually, Published, Stack, WsClient};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -169,20 +169,22 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
         .await;
 
     let start = stack.product("p-060").await;
-    let change = |version: u64, price_cents: i64, stock: i64| ProductChanged {
-        event_type: "ProductChanged".into(),
-        change_id: uuid::Uuid::new_v4().to_string(),
-        product_id: "p-060".into(),
-        version,
-        previous: StockAndPrice {
-            price_cents: start.price_cents,
-            stock: start.stock,
+    let newer = change_of(
+        &start,
+        start.version + 2,
+        StockAndPrice {
+            price_cents: 4242,
+            stock: 42,
         },
-        current: StockAndPrice { price_cents, stock },
-        changed_at: chrono::Utc::now(),
-    };
-    let newer = change(start.version + 2, 4242, 42);
-    let older = change(start.version + 1, 1111, 11);
+    );
+    let older = change_of(
+        &start,
+        start.version + 1,
+        StockAndPrice {
+            price_cents: 1111,
+            stock: 11,
+        },
+    );
 
     stack.publish(&newer).await;
     client
@@ -234,21 +236,14 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
     for i in 40..49 {
         let product_id = format!("p-{i:03}");
         let p = stack.product(&product_id).await;
-        good.push(ProductChanged {
-            event_type: "ProductChanged".into(),
-            change_id: uuid::Uuid::new_v4().to_string(),
-            product_id,
-            version: p.version + 1,
-            previous: StockAndPrice {
-                price_cents: p.price_cents,
-                stock: p.stock,
-            },
-            current: StockAndPrice {
+        good.push(change_of(
+            &p,
+            p.version + 1,
+            StockAndPrice {
                 price_cents: p.price_cents + 1,
                 stock: p.stock + 1,
             },
-            changed_at: chrono::Utc::now(),
-        });
+        ));
     }
     let mut entries = vec![aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
         .id("malformed")

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::item::{get_n_or, get_s, n, s, Item};
+use super::item::{conditional, get_n_or, get_s, n, s, Item};
 use super::StoreError;
 
 /// A connected WebSocket client and the products it asked for (`None`: all).
@@ -99,18 +99,7 @@ impl ConnectionStore for DynamoConnections {
                 ),
             None => request.update_expression("REMOVE productIds"),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("UpdateItem connection", e)),
-        }
+        Ok(conditional(request.send().await, "UpdateItem connection")?.is_some())
     }
 
     async fn all(&self) -> Result<Vec<Connection>, StoreError> {

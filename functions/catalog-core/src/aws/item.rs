@@ -55,3 +55,25 @@ pub fn get_n_or<T: std::str::FromStr>(
         Ok(default)
     }
 }
+
+/// The outcome of a conditional write: `Some(output)` if it happened, `None` if its
+/// condition did not hold, an error for anything else.
+pub fn conditional<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    operation: &'static str,
+) -> Result<Option<T>, StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error().and_then(|se| se.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(StoreError::aws(operation, e)),
+    }
+}

@@ -1,9 +1,8 @@
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
-use super::item::{get_n, get_n_or, get_opt_s, get_s, n, s, Item};
+use super::item::{conditional, get_n, get_n_or, get_opt_s, get_s, n, s, Item};
 use super::StoreError;
 use crate::generate::ProductState;
 use crate::version::{classify, Classification};
@@ -86,18 +85,7 @@ impl DynamoProducts {
             .condition_expression("attribute_not_exists(productId)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("PutItem product", e)),
-        }
+        Ok(conditional(result, "PutItem product")?.is_some())
     }
 }
 
@@ -122,18 +110,7 @@ impl GeneratorStore for DynamoProducts {
             .expression_attribute_values(":v", n(version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::aws("UpdateItem publishedVersion", e)),
-        }
+        Ok(conditional(result, "UpdateItem publishedVersion")?.is_some())
     }
 }
 
@@ -160,19 +137,14 @@ impl ProductStore for DynamoProducts {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(out) => {
+        match conditional(result, "UpdateItem product")? {
+            Some(out) => {
                 let item = out.attributes.ok_or_else(|| {
                     StoreError::CorruptItem("UpdateItem returned no attributes".into())
                 })?;
                 Ok(ApplyOutcome::Applied(product_from_item(&item)?))
             }
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
+            None => {
                 // Either the product is unknown or the stored version is not older: read it to tell which.
                 let item = self
                     .get_item(&change.product_id)
@@ -196,7 +168,6 @@ impl ProductStore for DynamoProducts {
                     },
                 )
             }
-            Err(e) => Err(StoreError::aws("UpdateItem product", e)),
         }
     }
 
