@@ -106,11 +106,15 @@ impl Stack {
             .collect()
     }
 
-    pub async fn publish(&self, change: &ProductChanged) {
+    /// Publishes like the generator does. `delivery` tells deliveries of the same change
+    /// apart: SNS FIFO deduplicates equal ids, and these tests want at-least-once repeats.
+    pub async fn publish(&self, change: &ProductChanged, delivery: u32) {
         self.sns
             .publish()
             .topic_arn(self.output("ChangesTopicArn"))
             .message(change.to_json())
+            .message_group_id(&change.product_id)
+            .message_deduplication_id(format!("{}-{delivery}", change.change_id))
             .send()
             .await
             .expect("SNS publish");

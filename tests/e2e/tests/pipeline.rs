@@ -186,14 +186,14 @@ async fn duplicates_and_older_versions_never_regress_stored_state() {
         },
     );
 
-    stack.publish(&newer).await;
+    stack.publish(&newer, 1).await;
     client
         .wait_for("the newer change", WAIT, |f| {
             f.iter().any(|f| f["changeId"] == newer.change_id.as_str())
         })
         .await;
-    stack.publish(&older).await; // out of order: arrives after a newer version was applied
-    stack.publish(&newer).await; // duplicate delivery
+    stack.publish(&older, 1).await; // out of order: arrives after a newer version was applied
+    stack.publish(&newer, 2).await; // duplicate delivery
     client
         .wait_for("the duplicate to be pushed again", WAIT, |f| {
             f.iter()
@@ -248,6 +248,8 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
     let mut entries = vec![aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
         .id("malformed")
         .message_body(&malformed)
+        .message_group_id("malformed")
+        .message_deduplication_id(&marker)
         .build()
         .unwrap()];
     for (i, c) in good.iter().enumerate() {
@@ -255,6 +257,8 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
             aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                 .id(format!("good-{i}"))
                 .message_body(c.to_json())
+                .message_group_id(&c.product_id)
+                .message_deduplication_id(&c.change_id)
                 .build()
                 .unwrap(),
         );

@@ -44,6 +44,9 @@ impl ChangePublisher for SnsPublisher {
             .publish()
             .topic_arn(&self.topic_arn)
             .message(change.to_json())
+            // FIFO topic: one ordered group per product; SNS drops a re-published change id within 5 minutes.
+            .message_group_id(&change.product_id)
+            .message_deduplication_id(&change.change_id)
             .message_attributes("eventType", string_attribute(&change.event_type))
             .message_attributes("productId", string_attribute(&change.product_id))
             .send()
