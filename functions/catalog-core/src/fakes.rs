@@ -265,3 +265,22 @@ impl ChangePublisher for RecordingPublisher {
         Ok(format!("msg-{}", published.len()))
     }
 }
+
+/// A valid change of `product_id` to `version`, with fixed values.
+pub fn change_for(product_id: &str, version: u64) -> ProductChanged {
+    ProductChanged {
+        event_type: crate::change::PRODUCT_CHANGED.to_owned(),
+        change_id: format!("change-{product_id}-{version}"),
+        product_id: product_id.to_owned(),
+        version,
+        previous: StockAndPrice {
+            price_cents: 100,
+            stock: 1,
+        },
+        current: StockAndPrice {
+            price_cents: 200,
+            stock: 2,
+        },
+        changed_at: chrono::Utc::now(),
+    }
+}

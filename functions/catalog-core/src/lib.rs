@@ -5,12 +5,14 @@
 //! the DynamoDB, SNS and API Gateway management adapters used by the functions.
 
 pub mod aws;
+pub mod breaker;
 pub mod change;
 pub mod config;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod frames;
 pub mod generate;
+pub mod metrics;
 pub mod product;
 pub mod telemetry;
 pub mod version;

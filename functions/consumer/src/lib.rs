@@ -8,8 +8,10 @@ use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
 
-/// What happened to the messages of one batch, logged once per invocation.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub mod faults;
+
+/// What happened to the messages of one batch, logged and emitted as metrics once per invocation.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct BatchCounts {
     pub received: usize,
     pub applied: usize,
@@ -20,6 +22,24 @@ pub struct BatchCounts {
     pub pushes_sent: usize,
     pub pushes_gone: usize,
     pub pushes_failed: usize,
+    /// Now minus each change's `changedAt`, for every change applied or re-pushed.
+    pub lag_ms: Vec<f64>,
+}
+
+impl BatchCounts {
+    pub fn add_to(&self, metrics: &mut catalog_core::metrics::MetricSet) {
+        metrics
+            .count("ChangesProcessed", self.received)
+            .count("ChangesApplied", self.applied)
+            .count("ChangesDuplicate", self.duplicate)
+            .count("ChangesStale", self.stale)
+            .count("ChangesMalformed", self.malformed)
+            .count("ChangesFailed", self.failed)
+            .count("PushesSent", self.pushes_sent)
+            .count("PushesGone", self.pushes_gone)
+            .count("PushesFailed", self.pushes_failed)
+            .milliseconds("EndToEndLagMs", &self.lag_ms);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +58,8 @@ pub struct Consumer<P, C, U> {
     pub pusher: U,
     /// How many PostToConnection calls run at once.
     pub push_concurrency: usize,
+    /// Test-only failures; inert unless built with the `fault-injection` feature.
+    pub faults: faults::Faults,
 }
 
 impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
@@ -52,7 +74,8 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
         let mut response = SqsBatchResponse::default();
         // Read once per batch, only if something is pushed.
         let mut connections: Option<Vec<Connection>> = None;
-        for record in &event.records {
+        for (index, record) in event.records.iter().enumerate() {
+            self.faults.before_record(index, event.records.len());
             let message_id = record.message_id.clone().unwrap_or_default();
             let span =
                 info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
@@ -88,14 +111,20 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
     ) -> Result<(), RecordError> {
         let change = ProductChanged::from_message_body(record.body.as_deref().unwrap_or(""))?;
         tracing::Span::current().record("change_id", change.change_id.as_str());
+        let lag_ms = (chrono::Utc::now() - change.changed_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1000.0;
         let product = match self.products.apply_change(&change).await? {
             ApplyOutcome::Applied(product) => {
                 counts.applied += 1;
+                counts.lag_ms.push(lag_ms);
                 debug!(product_id = %change.product_id, version = change.version, "applied");
                 product
             }
             ApplyOutcome::Duplicate(product) => {
                 counts.duplicate += 1;
+                counts.lag_ms.push(lag_ms);
                 info!(product_id = %change.product_id, version = change.version, "duplicate delivery; pushing the stored state again");
                 product
             }
@@ -138,10 +167,10 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
                         list.retain(|c| c.connection_id != connection_id);
                     }
                 }
-                Err(PushError::Failed(reason)) => {
+                Err(err) => {
                     counts.pushes_failed += 1;
                     failed += 1;
-                    warn!(connection_id = %connection_id, reason = %reason, "push failed");
+                    warn!(connection_id = %connection_id, error = %err, "push failed");
                 }
             }
         }

@@ -1,7 +1,11 @@
+use std::sync::Arc;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, ManagementApiPusher};
+use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
+use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
 use catalog_core::config;
-use consumer::Consumer;
+use catalog_core::metrics::MetricSet;
+use consumer::{faults::Faults, Consumer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
 
@@ -10,16 +14,32 @@ async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let breaker_config = BreakerConfig::from_env()?;
+    let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", breaker_config.clone()));
+    let management_breaker = Arc::new(CircuitBreaker::new("management-api", breaker_config));
     let consumer = Consumer {
-        products: DynamoProducts::new(dynamo.clone(), config::required("PRODUCTS_TABLE")?),
-        connections: DynamoConnections::new(dynamo, config::required("CONNECTIONS_TABLE")?),
-        pusher: ManagementApiPusher::new(clients::management_client(
-            &sdk,
-            &config::required("WS_MANAGEMENT_ENDPOINT")?,
-        )),
+        products: Guarded::new(
+            DynamoProducts::new(dynamo.clone(), config::required("PRODUCTS_TABLE")?),
+            dynamo_breaker.clone(),
+        ),
+        connections: Guarded::new(
+            DynamoConnections::new(dynamo, config::required("CONNECTIONS_TABLE")?),
+            dynamo_breaker.clone(),
+        ),
+        pusher: Guarded::new(
+            ManagementApiPusher::new(clients::management_client(
+                &sdk,
+                &config::required("WS_MANAGEMENT_ENDPOINT")?,
+            )),
+            management_breaker.clone(),
+        ),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
+        faults: Faults::from_env(),
     };
-    let consumer = &consumer;
+    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
+    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "consumer".to_owned())?;
+    let (consumer, namespace, function_name) = (&consumer, &namespace, &function_name);
+    let (dynamo_breaker, management_breaker) = (&dynamo_breaker, &management_breaker);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let span = info_span!("invocation", request_id = %event.context.request_id, messages = event.payload.records.len());
         async move {
@@ -36,6 +56,10 @@ async fn main() -> Result<(), Error> {
                 pushes_failed = counts.pushes_failed,
                 "batch done"
             );
+            let mut metrics = MetricSet::new(namespace, function_name);
+            counts.add_to(&mut metrics);
+            metrics.breaker("DynamoDb", dynamo_breaker).breaker("ManagementApi", management_breaker);
+            metrics.emit();
             Ok::<SqsBatchResponse, Error>(response)
         }
         .instrument(span)

@@ -20,6 +20,7 @@ fn consumer() -> TestConsumer {
         connections: MemoryConnections::default(),
         pusher: RecordingPusher::default(),
         push_concurrency: 4,
+        faults: Default::default(),
     }
 }
 

@@ -106,10 +106,10 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                     self.connections.remove(connection_id).await?;
                     return Ok(());
                 }
-                Err(PushError::Failed(reason)) => {
+                Err(err) => {
                     return Err(RouteError::Reply {
                         connection_id: connection_id.to_owned(),
-                        reason,
+                        reason: err.to_string(),
                     })
                 }
             }

@@ -1,5 +1,8 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, ManagementApiPusher};
+use std::sync::Arc;
+
+use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
+use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
 use catalog_core::config;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};

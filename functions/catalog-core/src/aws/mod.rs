@@ -2,12 +2,14 @@
 
 pub mod clients;
 pub mod connections;
+pub mod guarded;
 pub mod item;
 pub mod products;
 pub mod publisher;
 pub mod push;
 
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
+pub use guarded::Guarded;
 pub use products::{DynamoProducts, GeneratorStore, ProductStore};
 pub use publisher::{ChangePublisher, SnsPublisher};
 pub use push::{ManagementApiPusher, PushError, Pusher};
@@ -24,9 +26,17 @@ pub enum StoreError {
         operation: &'static str,
         message: String,
     },
+    #[error(transparent)]
+    CircuitOpen(#[from] crate::breaker::Rejected),
 }
 
 impl StoreError {
+    /// Whether the downstream itself is unwell (what a circuit breaker counts), as
+    /// opposed to a request it rightly refused.
+    pub fn is_downstream_failure(&self) -> bool {
+        matches!(self, StoreError::Aws { .. })
+    }
+
     pub fn aws<E: std::error::Error>(operation: &'static str, err: E) -> Self {
         StoreError::Aws {
             operation,

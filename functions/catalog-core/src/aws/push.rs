@@ -10,6 +10,8 @@ pub enum PushError {
     Gone,
     #[error("push failed: {0}")]
     Failed(String),
+    #[error(transparent)]
+    CircuitOpen(#[from] crate::breaker::Rejected),
 }
 
 #[async_trait]

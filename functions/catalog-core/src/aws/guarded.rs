@@ -1,0 +1,154 @@
+//! Adapters wrapped in a circuit breaker: the same traits, but calls are refused
+//! at once while the downstream's breaker is open.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{Connection, ConnectionStore, ProductStore, PushError, Pusher, StoreError};
+use crate::breaker::CircuitBreaker;
+use crate::{ApplyOutcome, Product, ProductChanged};
+
+pub struct Guarded<T> {
+    pub inner: T,
+    pub breaker: Arc<CircuitBreaker>,
+}
+
+impl<T> Guarded<T> {
+    pub fn new(inner: T, breaker: Arc<CircuitBreaker>) -> Self {
+        Self { inner, breaker }
+    }
+
+    async fn store_call<R>(
+        &self,
+        call: impl std::future::Future<Output = Result<R, StoreError>>,
+    ) -> Result<R, StoreError> {
+        self.breaker
+            .call(call, StoreError::is_downstream_failure)
+            .await?
+    }
+}
+
+#[async_trait]
+impl<T: ProductStore> ProductStore for Guarded<T> {
+    async fn apply_change(
+        &self,
+        change: &ProductChanged,
+    ) -> Result<ApplyOutcome<Product>, StoreError> {
+        self.store_call(self.inner.apply_change(change)).await
+    }
+
+    async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
+        self.store_call(self.inner.all_products()).await
+    }
+}
+
+#[async_trait]
+impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
+    async fn add(
+        &self,
+        connection_id: &str,
+        connected_at_ms: i64,
+        expires_at_s: i64,
+    ) -> Result<(), StoreError> {
+        self.store_call(self.inner.add(connection_id, connected_at_ms, expires_at_s))
+            .await
+    }
+
+    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+        self.store_call(self.inner.remove(connection_id)).await
+    }
+
+    async fn set_filter(
+        &self,
+        connection_id: &str,
+        product_ids: Option<&BTreeSet<String>>,
+    ) -> Result<bool, StoreError> {
+        self.store_call(self.inner.set_filter(connection_id, product_ids))
+            .await
+    }
+
+    async fn all(&self) -> Result<Vec<Connection>, StoreError> {
+        self.store_call(self.inner.all()).await
+    }
+}
+
+#[async_trait]
+impl<T: Pusher> Pusher for Guarded<T> {
+    /// A 410 is the API answering correctly about a gone client: it does not count against the breaker.
+    async fn push(&self, connection_id: &str, payload: &str) -> Result<(), PushError> {
+        let failure = |e: &PushError| matches!(e, PushError::Failed(_));
+        self.breaker
+            .call(self.inner.push(connection_id, payload), failure)
+            .await?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::{BreakerConfig, BreakerState};
+    use crate::fakes::{product, MemoryProducts, RecordingPusher};
+
+    fn breaker() -> Arc<CircuitBreaker> {
+        Arc::new(CircuitBreaker::new(
+            "test",
+            BreakerConfig {
+                min_calls: 2,
+                ..BreakerConfig::default()
+            },
+        ))
+    }
+
+    #[tokio::test]
+    async fn store_errors_that_are_not_outages_do_not_trip() {
+        let store = Guarded::new(MemoryProducts::with([product("p-1", 100, 1)]), breaker());
+        let mut change = crate::fakes::change_for("p-404", 1);
+        for _ in 0..3 {
+            assert!(matches!(
+                store.apply_change(&change).await,
+                Err(StoreError::UnknownProduct(_))
+            ));
+        }
+        assert_eq!(store.breaker.state(), BreakerState::Closed);
+        store.inner.failing.lock().unwrap().insert("p-1".into());
+        change.product_id = "p-1".into();
+        // 3 failures in 6 calls reach the 50 % ratio.
+        for _ in 0..3 {
+            assert!(matches!(
+                store.apply_change(&change).await,
+                Err(StoreError::Aws { .. })
+            ));
+        }
+        assert!(matches!(
+            store.apply_change(&change).await,
+            Err(StoreError::CircuitOpen(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn gone_clients_do_not_trip_but_failed_pushes_do() {
+        let pusher = Guarded::new(RecordingPusher::default(), breaker());
+        pusher.inner.gone.lock().unwrap().insert("gone".into());
+        for _ in 0..3 {
+            assert_eq!(pusher.push("gone", "{}").await, Err(PushError::Gone));
+        }
+        assert_eq!(pusher.breaker.state(), BreakerState::Closed);
+        pusher.inner.failing.lock().unwrap().insert("sick".into());
+        for _ in 0..3 {
+            assert!(matches!(
+                pusher.push("sick", "{}").await,
+                Err(PushError::Failed(_))
+            ));
+        }
+        assert!(matches!(
+            pusher.push("fine", "{}").await,
+            Err(PushError::CircuitOpen(_))
+        ));
+        assert!(
+            pusher.inner.frames("fine").is_empty(),
+            "nothing is sent while open"
+        );
+    }
+}
