@@ -13,13 +13,25 @@ async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let breaker_config = BreakerConfig::from_env()?;
+    let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", breaker_config.clone()));
+    let management_breaker = Arc::new(CircuitBreaker::new("management-api", breaker_config));
     let handler = WsHandler {
-        connections: DynamoConnections::new(dynamo.clone(), config::required("CONNECTIONS_TABLE")?),
-        products: DynamoProducts::new(dynamo, config::required("PRODUCTS_TABLE")?),
-        pusher: ManagementApiPusher::new(clients::management_client(
-            &sdk,
-            &config::required("WS_MANAGEMENT_ENDPOINT")?,
-        )),
+        connections: Guarded::new(
+            DynamoConnections::new(dynamo.clone(), config::required("CONNECTIONS_TABLE")?),
+            dynamo_breaker.clone(),
+        ),
+        products: Guarded::new(
+            DynamoProducts::new(dynamo, config::required("PRODUCTS_TABLE")?),
+            dynamo_breaker,
+        ),
+        pusher: Guarded::new(
+            ManagementApiPusher::new(clients::management_client(
+                &sdk,
+                &config::required("WS_MANAGEMENT_ENDPOINT")?,
+            )),
+            management_breaker,
+        ),
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
     let handler = &handler;
