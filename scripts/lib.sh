@@ -19,6 +19,21 @@ STACK="${STACK:-live-catalogue}"
 OUTPUTS="$STATE/outputs.json"
 BIN_DIR="$ROOT/target/debug"
 
+# Everything started in the background registers how to stop it; it all stops when the script exits.
+CLEANUP=()
+on_exit() {
+  if [[ ${#CLEANUP[@]} -eq 0 ]]; then
+    trap run_cleanup EXIT
+    trap 'exit 130' INT TERM
+  fi
+  CLEANUP+=("$1")
+}
+run_cleanup() {
+  local i
+  for ((i = ${#CLEANUP[@]} - 1; i >= 0; i--)); do eval "${CLEANUP[i]}" || true; done
+  CLEANUP=()
+}
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -32,6 +47,7 @@ emulator_healthy() {
 
 # Starts MiniStack in its own process group (it spawns one process per warm Lambda),
 # waits until it answers, and stops the whole group when the calling script exits.
+# EMULATOR_PERSIST=1 keeps its state in .local/emulator-state across restarts (fresh at start).
 emulator_start() {
   if [[ "$EMULATOR" == external ]]; then
     emulator_healthy || die "EMULATOR=external but nothing healthy answers at $AWS_ENDPOINT_URL"
@@ -41,15 +57,24 @@ emulator_start() {
   if emulator_healthy; then
     die "something already answers at $AWS_ENDPOINT_URL; stop it, or set EMULATOR_PORT, or EMULATOR=external to use it"
   fi
+  rm -rf "$STATE/emulator-state"
+  emulator_launch
+  on_exit emulator_stop
+}
+
+emulator_launch() {
   local log="$STATE/emulator.log"
   say "starting MiniStack on 127.0.0.1:$EMULATOR_PORT (log: ${log#"$ROOT"/})"
+  local persist=()
+  if [[ "${EMULATOR_PERSIST:-0}" == 1 ]]; then
+    mkdir -p "$STATE/emulator-state/s3"
+    persist=(PERSIST_STATE=1 "STATE_DIR=$STATE/emulator-state" S3_PERSIST=1 "S3_DATA_DIR=$STATE/emulator-state/s3")
+  fi
   # AWS_ENDPOINT_URL on the server is what lets the Lambdas it spawns call back into it.
-  BIND_HOST=127.0.0.1 GATEWAY_PORT="$EMULATOR_PORT" LOG_LEVEL="${EMULATOR_LOG_LEVEL:-INFO}" \
-    setsid "$VENV/bin/ministack" >"$log" 2>&1 < /dev/null &
+  env "${persist[@]}" BIND_HOST=127.0.0.1 GATEWAY_PORT="$EMULATOR_PORT" LOG_LEVEL="${EMULATOR_LOG_LEVEL:-INFO}" \
+    setsid "$VENV/bin/ministack" >>"$log" 2>&1 < /dev/null &
   EMULATOR_PID=$!
   echo "$EMULATOR_PID" > "$STATE/emulator.pid"
-  trap emulator_stop EXIT
-  trap 'exit 130' INT TERM
   for _ in $(seq 1 60); do
     emulator_healthy && { say "MiniStack is up (pid $EMULATOR_PID)"; return; }
     kill -0 "$EMULATOR_PID" 2>/dev/null || { tail -20 "$log" >&2; die "MiniStack exited while starting"; }
@@ -58,12 +83,15 @@ emulator_start() {
   die "MiniStack did not answer within 30 s (see $log)"
 }
 
+# Stops the emulator this script started, or the one that replaced it (scripts/emulator restart
+# rewrites the pid file). SIGTERM first: that is when MiniStack saves persisted state.
 emulator_stop() {
+  [[ -f "$STATE/emulator.pid" ]] && EMULATOR_PID="$(cat "$STATE/emulator.pid")"
   [[ -n "${EMULATOR_PID:-}" ]] || return 0
   if kill -0 "$EMULATOR_PID" 2>/dev/null; then
     say "stopping MiniStack"
     kill -TERM -- "-$EMULATOR_PID" 2>/dev/null || true
-    for _ in $(seq 1 20); do kill -0 "$EMULATOR_PID" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 40); do kill -0 "$EMULATOR_PID" 2>/dev/null || break; sleep 0.25; done
     kill -KILL -- "-$EMULATOR_PID" 2>/dev/null || true
   fi
   rm -f "$STATE/emulator.pid"
@@ -73,8 +101,8 @@ emulator_stop() {
 # Host binaries in the dev profile: the emulator runs bootstraps as local processes and
 # ignores the declared architecture, and the tests share these compiled dependencies.
 build_functions() {
-  say "building the functions (cargo build --workspace --bins)"
-  (cd "$ROOT" && cargo build --workspace --bins --quiet)
+  say "building the functions (cargo build --workspace --bins $*)"
+  (cd "$ROOT" && cargo build --workspace --bins --quiet "$@")
 }
 
 # Deploys template.yaml; extra arguments are template parameters as KEY=VALUE.
@@ -93,6 +121,20 @@ output() {
 # The local form of the WebSocket URL (the LocalStack-compatible path; both emulators serve it).
 local_ws_url() {
   echo "${AWS_ENDPOINT_URL/http/ws}/_aws/execute-api/$(output WebSocketApiId)/$(output WebSocketStageName)"
+}
+
+# The fault suite's proxy in front of the management API (infra/fault_proxy.py).
+FAULT_PROXY_PORT="${FAULT_PROXY_PORT:-4599}"
+fault_proxy_start() {
+  "$VENV/bin/python" "$ROOT/infra/fault_proxy.py" --port "$FAULT_PROXY_PORT" --upstream "$AWS_ENDPOINT_URL" \
+    >"$STATE/fault-proxy.log" 2>&1 &
+  local pid=$!
+  on_exit "kill $pid 2>/dev/null"
+  for _ in $(seq 1 40); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$FAULT_PROXY_PORT/__fault" 2>/dev/null && return
+    sleep 0.25
+  done
+  die "the fault proxy did not start (see $STATE/fault-proxy.log)"
 }
 
 seed_catalogue() {

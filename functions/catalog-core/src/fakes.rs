@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::aws::{
-    ChangePublisher, Connection, ConnectionStore, GeneratorStore, ProductStore, PushError, Pusher,
-    StoreError,
+    ChangePublisher, Connection, ConnectionStore, DeadLetter, DeadLetters, GeneratorStore,
+    ProductStore, PushError, Pusher, StoreError,
 };
 use crate::generate::ProductState;
 use crate::version::{classify, Classification};
@@ -282,5 +282,26 @@ pub fn change_for(product_id: &str, version: u64) -> ProductChanged {
             stock: 2,
         },
         changed_at: chrono::Utc::now(),
+    }
+}
+
+/// Keeps dead letters in memory; `failing` makes sending them fail.
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    pub letters: Mutex<Vec<DeadLetter>>,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl DeadLetters for MemoryDeadLetters {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Aws {
+                operation: "SQS SendMessage",
+                message: "injected outage".into(),
+            });
+        }
+        self.letters.lock().unwrap().push(letter.clone());
+        Ok(())
     }
 }

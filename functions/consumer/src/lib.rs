@@ -2,7 +2,10 @@
 //! new state to every subscribed WebSocket client.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use catalog_core::aws::{Connection, ConnectionStore, ProductStore, PushError, Pusher, StoreError};
+use catalog_core::aws::{
+    Connection, ConnectionStore, DeadLetter, DeadLetters, ProductStore, PushError, Pusher,
+    StoreError,
+};
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
@@ -52,20 +55,24 @@ enum RecordError {
     Push { failed: usize, attempted: usize },
 }
 
-pub struct Consumer<P, C, U> {
+pub struct Consumer<P, C, U, D> {
     pub products: P,
     pub connections: C,
     pub pusher: U,
+    /// Where poison messages go at once, with their reason.
+    pub dead_letters: D,
     /// How many PostToConnection calls run at once.
     pub push_concurrency: usize,
     /// Test-only failures; inert unless built with the `fault-injection` feature.
     pub faults: faults::Faults,
 }
 
-impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
-    /// Handles one SQS batch. Each failed message is reported on its own
-    /// (`ReportBatchItemFailures`), so only it returns to the queue; after the
-    /// queue's maxReceiveCount it moves to the dead-letter queue.
+impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P, C, U, D> {
+    /// Handles one SQS batch. A poison message (undeserializable, unknown type,
+    /// impossible values) goes straight to the dead-letter queue with its reason.
+    /// Any other failure is reported on its own (`ReportBatchItemFailures`), so only
+    /// that message returns to the queue; after maxReceiveCount the queue's redrive
+    /// policy moves it to the dead-letter queue too.
     pub async fn handle_batch(&self, event: SqsEvent) -> (SqsBatchResponse, BatchCounts) {
         let mut counts = BatchCounts {
             received: event.records.len(),
@@ -83,24 +90,54 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
                 .handle_record(record, &mut connections, &mut counts)
                 .instrument(span.clone())
                 .await;
-            if let Err(err) = result {
-                let _enter = span.enter();
-                match &err {
-                    RecordError::Malformed(reason) => {
-                        counts.malformed += 1;
-                        warn!(reason = %reason, body = record.body.as_deref().unwrap_or(""), "malformed message; it returns to the queue and ends in the DLQ");
-                    }
-                    other => {
-                        counts.failed += 1;
-                        warn!(error = %other, "message failed; it returns to the queue");
-                    }
+            let Err(err) = result else { continue };
+            let dead_lettered = match &err {
+                RecordError::Malformed(reason) => {
+                    counts.malformed += 1;
+                    self.dead_letter(record, &message_id, reason)
+                        .instrument(span)
+                        .await
                 }
+                other => {
+                    counts.failed += 1;
+                    span.in_scope(
+                        || warn!(error = %other, "message failed; it returns to the queue"),
+                    );
+                    false
+                }
+            };
+            if !dead_lettered {
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = message_id;
                 response.batch_item_failures.push(failure);
             }
         }
         (response, counts)
+    }
+
+    /// Moves a poison message to the dead-letter queue; false if that failed and it must be retried.
+    async fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        message_id: &str,
+        reason: &ChangeError,
+    ) -> bool {
+        let letter = DeadLetter {
+            message_id: message_id.to_owned(),
+            body: record.body.clone().unwrap_or_default(),
+            group_id: record.attributes.get("MessageGroupId").cloned(),
+            reason: reason.to_string(),
+        };
+        match self.dead_letters.send(&letter).await {
+            Ok(()) => {
+                warn!(reason = %reason, body = truncated(&letter.body), "poison message moved to the dead-letter queue");
+                true
+            }
+            Err(e) => {
+                warn!(reason = %reason, error = %e, "poison message could not be dead-lettered; it returns to the queue");
+                false
+            }
+        }
     }
 
     async fn handle_record(
@@ -178,6 +215,14 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher> Consumer<P, C, U> {
             return Err(RecordError::Push { failed, attempted });
         }
         Ok(())
+    }
+}
+
+/// Bad bodies are logged, but only their start: a sender controls their size.
+fn truncated(body: &str) -> &str {
+    match body.char_indices().nth(300) {
+        Some((i, _)) => &body[..i],
+        None => body,
     }
 }
 

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
+use catalog_core::aws::{
+    clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher, SqsDeadLetters,
+};
 use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
 use catalog_core::config;
 use catalog_core::metrics::MetricSet;
@@ -32,6 +34,10 @@ async fn main() -> Result<(), Error> {
                 &config::required("WS_MANAGEMENT_ENDPOINT")?,
             )),
             management_breaker.clone(),
+        ),
+        dead_letters: SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config::required("DEAD_LETTER_QUEUE_URL")?,
         ),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
         faults: Faults::from_env(),

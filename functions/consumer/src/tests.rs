@@ -1,14 +1,16 @@
 use std::collections::BTreeSet;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use catalog_core::fakes::{product, MemoryConnections, MemoryProducts, RecordingPusher};
+use catalog_core::fakes::{
+    product, MemoryConnections, MemoryDeadLetters, MemoryProducts, RecordingPusher,
+};
 use catalog_core::generate::plan_change;
 use catalog_core::generate::ProductState;
 use catalog_core::ProductChanged;
 
 use super::*;
 
-type TestConsumer = Consumer<MemoryProducts, MemoryConnections, RecordingPusher>;
+type TestConsumer = Consumer<MemoryProducts, MemoryConnections, RecordingPusher, MemoryDeadLetters>;
 
 fn consumer() -> TestConsumer {
     Consumer {
@@ -19,6 +21,7 @@ fn consumer() -> TestConsumer {
         ]),
         connections: MemoryConnections::default(),
         pusher: RecordingPusher::default(),
+        dead_letters: MemoryDeadLetters::default(),
         push_concurrency: 4,
         faults: Default::default(),
     }
@@ -67,16 +70,26 @@ async fn connect(c: &TestConsumer, id: &str, filter: Option<&[&str]>) {
 }
 
 #[tokio::test]
-async fn real_sqs_event_applies_good_messages_and_fails_only_the_malformed_one() {
+async fn real_sqs_event_applies_good_messages_and_dead_letters_the_malformed_one() {
     let c = consumer();
     connect(&c, "all", None).await;
     let (response, counts) = c.handle_batch(fixture()).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
-    assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "the poison message is dealt with, not retried"
+    );
+    let letters = c.dead_letters.letters.lock().unwrap().clone();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].message_id,
+        "2e1424d4-f796-459a-8184-9c92662be6da"
+    );
+    assert_eq!(letters[0].body, "{this is not json");
+    assert!(
+        letters[0].reason.contains("not a ProductChanged event"),
+        "{}",
+        letters[0].reason
+    );
     assert_eq!(
         (counts.applied, counts.malformed, counts.pushes_sent),
         (2, 1, 2)
@@ -173,7 +186,7 @@ async fn a_failed_push_returns_the_message_and_a_retry_pushes_again() {
 }
 
 #[tokio::test]
-async fn store_failures_and_impossible_values_fail_only_their_message() {
+async fn store_failures_are_retried_and_poison_is_dead_lettered_with_its_reason() {
     let c = consumer();
     c.products.failing.lock().unwrap().insert("p-002".into());
     let mut impossible = change("p-003", 1, 999, 0);
@@ -194,7 +207,35 @@ async fn store_failures_and_impossible_values_fail_only_their_message() {
         .iter()
         .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, ["m-1", "m-2", "m-3", "m-4"]);
+    assert_eq!(
+        failed,
+        ["m-1", "m-4"],
+        "the store outage and the unknown product are retried"
+    );
     assert_eq!((counts.applied, counts.malformed, counts.failed), (1, 2, 2));
+    let reasons: Vec<String> = c
+        .dead_letters
+        .letters
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| l.reason.clone())
+        .collect();
+    assert!(reasons[0].contains("stock -4 is negative"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("unknown event type \"ProductDeleted\""),
+        "{reasons:?}"
+    );
     assert_eq!(c.products.get("p-003").unwrap().stock, 0);
+}
+
+#[tokio::test]
+async fn a_poison_message_that_cannot_be_dead_lettered_is_retried() {
+    let c = consumer();
+    c.dead_letters
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (response, counts) = c.handle_batch(event(&["garbage".to_owned()])).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(counts.malformed, 1);
 }

@@ -24,6 +24,7 @@ pub struct Stack {
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
 }
 
 impl Stack {
@@ -47,6 +48,7 @@ impl Stack {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
         }
     }
 
@@ -183,6 +185,178 @@ pub fn change_of(product: &Product, version: u64, current: StockAndPrice) -> Pro
     }
 }
 
+impl Stack {
+    /// Every log line a function wrote at or after `since` (its CloudWatch Logs group, all streams).
+    pub async fn function_logs(
+        &self,
+        function_output: &str,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<String> {
+        let since_ms = since.timestamp_millis();
+        let group = format!("/aws/lambda/{}", self.output(function_output));
+        let streams = match self
+            .logs
+            .describe_log_streams()
+            .log_group_name(&group)
+            .send()
+            .await
+        {
+            Ok(out) => out.log_streams.unwrap_or_default(),
+            Err(_) => return Vec::new(), // no invocation has logged yet
+        };
+        let mut lines = Vec::new();
+        for stream in streams {
+            let Some(name) = stream.log_stream_name else {
+                continue;
+            };
+            let mut token: Option<String> = None;
+            loop {
+                let out = self
+                    .logs
+                    .get_log_events()
+                    .log_group_name(&group)
+                    .log_stream_name(&name)
+                    .start_from_head(true)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .expect("GetLogEvents");
+                let events = out.events.unwrap_or_default();
+                let done = events.is_empty() || out.next_forward_token == token;
+                lines.extend(
+                    events
+                        .into_iter()
+                        .filter(|e| e.timestamp.unwrap_or(0) >= since_ms)
+                        .filter_map(|e| e.message),
+                );
+                if done {
+                    break;
+                }
+                token = out.next_forward_token;
+            }
+        }
+        lines
+    }
+
+    /// Sets extra environment variables on a function (merged into what the template set).
+    /// The emulator restarts the function's process, as Lambda starts new environments.
+    pub async fn set_function_env(&self, function_output: &str, vars: &[(&str, Option<&str>)]) {
+        let name = self.output(function_output).to_owned();
+        let config = self
+            .lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await
+            .expect("config");
+        let mut env = config
+            .environment
+            .and_then(|e| e.variables)
+            .unwrap_or_default();
+        for (k, v) in vars {
+            match v {
+                Some(v) => env.insert((*k).to_owned(), (*v).to_owned()),
+                None => env.remove(*k),
+            };
+        }
+        self.lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(env))
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("UpdateFunctionConfiguration");
+    }
+
+    /// Sends raw bodies to the changes queue as (group id, body), ten per SendMessageBatch.
+    pub async fn send_to_changes_queue(&self, messages: &[(String, String)]) {
+        for (chunk_index, chunk) in messages.chunks(10).enumerate() {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (group, body))| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body(body)
+                        .message_group_id(group)
+                        .message_deduplication_id(format!(
+                            "{}-{chunk_index}-{i}",
+                            uuid::Uuid::new_v4()
+                        ))
+                        .build()
+                        .unwrap()
+                })
+                .collect();
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(self.output("ChangesQueueUrl"))
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .expect("SendMessageBatch");
+            assert!(out.failed.is_empty(), "{:?}", out.failed);
+        }
+    }
+
+    /// Takes the messages whose body contains `marker` out of the dead-letter queue and
+    /// returns their bodies. They are deleted: on a FIFO queue a received message holds up
+    /// the rest of its group until it is deleted or its visibility times out.
+    pub async fn dead_letters_containing(&self, marker: &str) -> Vec<String> {
+        let mut bodies = Vec::new();
+        let mut empty_polls = 0;
+        while empty_polls < 3 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(self.output("ChangesDeadLetterQueueUrl"))
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .expect("ReceiveMessage DLQ");
+            let messages = out.messages.unwrap_or_default();
+            empty_polls = if messages.is_empty() {
+                empty_polls + 1
+            } else {
+                0
+            };
+            bodies.extend(
+                messages
+                    .into_iter()
+                    .filter_map(|m| m.body)
+                    .filter(|b| b.contains(marker)),
+            );
+        }
+        bodies
+    }
+}
+
+/// Switches the management API fault on (`Some(status)`) or off, through infra/fault_proxy.py.
+pub fn set_management_fault(status: Option<u16>) {
+    use std::io::{Read, Write};
+    let address = std::env::var("FAULT_PROXY")
+        .expect("FAULT_PROXY is the fault proxy's host:port; scripts/test sets it");
+    let body = serde_json::json!({ "status": status }).to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect to the fault proxy");
+    write!(
+        stream,
+        "POST /__fault HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+        "fault proxy said: {reply}"
+    );
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
@@ -232,6 +406,22 @@ impl WsClient {
         }
     }
 
+    /// Connects and subscribes (`None`: every product), and waits for the server's ack.
+    pub async fn subscribed(url: &str, product_ids: Option<&[&str]>) -> WsClient {
+        let client = WsClient::connect(url).await;
+        let frame = match product_ids {
+            Some(ids) => serde_json::json!({"action": "subscribe", "productIds": ids}),
+            None => serde_json::json!({"action": "subscribe"}),
+        };
+        client.send(frame.to_string());
+        client
+            .wait_for("subscribe ack", Duration::from_secs(30), |f| {
+                f.iter().any(|f| f["type"] == "subscribed")
+            })
+            .await;
+        client
+    }
+
     pub fn send(&self, text: impl Into<String>) {
         self.outgoing
             .send(Message::text(text.into()))
@@ -275,6 +465,17 @@ impl WsClient {
     pub fn abandon(self) {
         self.reader.abort();
     }
+}
+
+/// Versions per product, in the order a client received them.
+pub fn versions_by_product(frames: &[Value]) -> BTreeMap<String, Vec<u64>> {
+    let mut map: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for f in frames.iter().filter(|f| f["type"] == "productChanged") {
+        map.entry(f["productId"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(f["version"].as_u64().unwrap_or_default());
+    }
+    map
 }
 
 /// Polls `check` until it returns true.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use catalog_core::StockAndPrice;
-use e2e::{change_of, eventually, Published, Stack, WsClient};
+use e2e::{change_of, eventually, versions_by_product, Published, Stack, WsClient};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -18,17 +18,6 @@ fn change_ids(frames: &[Value]) -> Vec<String> {
         .iter()
         .map(|f| f["changeId"].as_str().unwrap().to_owned())
         .collect()
-}
-
-/// Versions per product, in the order the client received them.
-fn versions_by_product(frames: &[Value]) -> BTreeMap<String, Vec<u64>> {
-    let mut map: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for f in frames {
-        map.entry(f["productId"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(f["version"].as_u64().unwrap());
-    }
-    map
 }
 
 #[tokio::test]
@@ -281,10 +270,10 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
         .await;
     }
 
-    // After maxReceiveCount failed deliveries the queue's redrive policy moves it to the DLQ.
+    // The consumer moves it to the DLQ at once, with the reason as a message attribute.
     let dlq = stack.output("ChangesDeadLetterQueueUrl").to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    let found: Vec<String> = loop {
+    let found: Vec<(String, String)> = loop {
         let out = stack
             .sqs
             .receive_message()
@@ -292,14 +281,22 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
             .max_number_of_messages(10)
             .visibility_timeout(0)
             .wait_time_seconds(1)
+            .message_attribute_names("All")
             .send()
             .await
             .expect("ReceiveMessage DLQ");
-        let found: Vec<String> = out
+        let found: Vec<(String, String)> = out
             .messages()
             .iter()
-            .filter_map(|m| m.body().map(str::to_owned))
-            .filter(|b| b.contains(&marker))
+            .filter(|m| m.body().is_some_and(|b| b.contains(&marker)))
+            .map(|m| {
+                let reason = m
+                    .message_attributes()
+                    .and_then(|a| a.get("failureReason"))
+                    .and_then(|v| v.string_value())
+                    .unwrap_or_default();
+                (m.body().unwrap_or_default().to_owned(), reason.to_owned())
+            })
             .collect();
         if !found.is_empty() {
             break found;
@@ -310,7 +307,13 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert_eq!(found, [malformed]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, malformed);
+    assert!(
+        found[0].1.contains("not a ProductChanged event"),
+        "the reason travels with it: {:?}",
+        found[0].1
+    );
     assert_eq!(
         stack.queue_depth(stack.output("ChangesQueueUrl")).await,
         0,

@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod connections;
+pub mod dead_letters;
 pub mod guarded;
 pub mod item;
 pub mod products;
@@ -9,6 +10,7 @@ pub mod publisher;
 pub mod push;
 
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
+pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
 pub use guarded::Guarded;
 pub use products::{DynamoProducts, GeneratorStore, ProductStore};
 pub use publisher::{ChangePublisher, SnsPublisher};

@@ -1,0 +1,73 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::Client;
+
+use super::StoreError;
+
+/// A message that can never be processed, as it came off the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// The FIFO group it was in; kept so a redrive puts it back where it was.
+    pub group_id: Option<String>,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+}
+
+/// Sends poison messages straight to the dead-letter queue with the reason attached
+/// (`failureReason`), instead of letting them be redelivered until maxReceiveCount:
+/// a malformed body never becomes valid, and on a FIFO queue it would hold up its group.
+#[derive(Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data_type is set")
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        // SQS caps an attribute value with the message at 256 KB; a reason is a line.
+        let reason: String = letter.reason.chars().take(1000).collect();
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&letter.body)
+            .message_group_id(letter.group_id.as_deref().unwrap_or("poison"))
+            .message_deduplication_id(&letter.message_id)
+            .set_message_attributes(Some(HashMap::from([
+                ("failureReason".to_owned(), string_attribute(&reason)),
+                (
+                    "sourceMessageId".to_owned(),
+                    string_attribute(&letter.message_id),
+                ),
+            ])))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SQS SendMessage (dead-letter queue)", e))?;
+        Ok(())
+    }
+}
