@@ -320,3 +320,58 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
         "nothing else is stuck in the queue"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn scripts_redrive_moves_a_dead_letter_back_and_it_is_applied() {
+    let stack = Stack::load().await;
+    // A valid change that was dead-lettered (say, after an outage outlasted maxReceiveCount).
+    let p = stack.product("p-059").await;
+    let change = change_of(
+        &p,
+        p.version + 1,
+        StockAndPrice {
+            price_cents: 7777,
+            stock: 77,
+        },
+    );
+    stack
+        .sqs
+        .send_message()
+        .queue_url(stack.output("ChangesDeadLetterQueueUrl"))
+        .message_body(change.to_json())
+        .message_group_id(&change.product_id)
+        .message_deduplication_id(&change.change_id)
+        .send()
+        .await
+        .expect("SendMessage DLQ");
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/redrive");
+    let out = std::process::Command::new(script)
+        .output()
+        .expect("run scripts/redrive");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scripts/redrive failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("group=p-059"),
+        "it lists what it moves: {stdout}"
+    );
+
+    eventually("the redriven change to be applied", WAIT, || async {
+        stack.product("p-059").await.version == change.version
+    })
+    .await;
+    let stored = stack.product("p-059").await;
+    assert_eq!((stored.price_cents, stored.stock), (7777, 77));
+    assert!(
+        stack
+            .dead_letters_containing(&change.change_id)
+            .await
+            .is_empty(),
+        "it left the DLQ"
+    );
+}
