@@ -19,3 +19,20 @@ pub fn init() {
         builder.init();
     }
 }
+
+/// The first `max_chars` characters of untrusted text, for a log line: a sender controls its size.
+pub fn truncated(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncates_on_character_boundaries() {
+        assert_eq!(super::truncated("héllo", 2), "hé");
+        assert_eq!(super::truncated("hi", 200), "hi");
+    }
+}

@@ -7,6 +7,7 @@ use catalog_core::aws::{
     StoreError,
 };
 use catalog_core::frames::{wants, ServerFrame};
+use catalog_core::telemetry::truncated;
 use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -130,7 +131,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
         };
         match self.dead_letters.send(&letter).await {
             Ok(()) => {
-                warn!(reason = %reason, body = truncated(&letter.body), "poison message moved to the dead-letter queue");
+                warn!(reason = %reason, body = truncated(&letter.body, 300), "poison message moved to the dead-letter queue");
                 true
             }
             Err(e) => {
@@ -215,14 +216,6 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
             return Err(RecordError::Push { failed, attempted });
         }
         Ok(())
-    }
-}
-
-/// Bad bodies are logged, but only their start: a sender controls their size.
-fn truncated(body: &str) -> &str {
-    match body.char_indices().nth(300) {
-        Some((i, _)) => &body[..i],
-        None => body,
     }
 }
 

@@ -1,10 +1,5 @@
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use catalog_core::aws::{
-    clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher, SqsDeadLetters,
-};
-use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
+use catalog_core::aws::{clients, Downstreams, SqsDeadLetters};
 use catalog_core::config;
 use catalog_core::metrics::MetricSet;
 use consumer::{faults::Faults, Consumer};
@@ -15,26 +10,17 @@ use tracing::{info, info_span, Instrument};
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let breaker_config = BreakerConfig::from_env()?;
-    let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", breaker_config.clone()));
-    let management_breaker = Arc::new(CircuitBreaker::new("management-api", breaker_config));
+    let Downstreams {
+        products,
+        connections,
+        pusher,
+        dynamo_breaker,
+        management_breaker,
+    } = Downstreams::from_env(&sdk)?;
     let consumer = Consumer {
-        products: Guarded::new(
-            DynamoProducts::new(dynamo.clone(), config::required("PRODUCTS_TABLE")?),
-            dynamo_breaker.clone(),
-        ),
-        connections: Guarded::new(
-            DynamoConnections::new(dynamo, config::required("CONNECTIONS_TABLE")?),
-            dynamo_breaker.clone(),
-        ),
-        pusher: Guarded::new(
-            ManagementApiPusher::new(clients::management_client(
-                &sdk,
-                &config::required("WS_MANAGEMENT_ENDPOINT")?,
-            )),
-            management_breaker.clone(),
-        ),
+        products,
+        connections,
+        pusher,
         dead_letters: SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&sdk),
             config::required("DEAD_LETTER_QUEUE_URL")?,

@@ -5,6 +5,7 @@
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use catalog_core::aws::{ConnectionStore, ProductStore, PushError, Pusher, StoreError};
 use catalog_core::frames::{ClientFrame, ServerFrame};
+use catalog_core::telemetry::truncated;
 use tracing::{info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +96,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
             }
             Ok(ClientFrame::Snapshot) => ServerFrame::snapshot(self.products.all_products().await?),
             Err(err) => {
-                warn!(connection_id, error = %err, body = truncated(body), "refused frame");
+                warn!(connection_id, error = %err, body = truncated(body, 200), "refused frame");
                 vec![ServerFrame::error(&err)]
             }
         };
@@ -115,14 +116,6 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
             }
         }
         Ok(())
-    }
-}
-
-/// Bad frames are logged, but only their start: a client controls their size.
-fn truncated(body: &str) -> &str {
-    match body.char_indices().nth(200) {
-        Some((i, _)) => &body[..i],
-        None => body,
     }
 }
 

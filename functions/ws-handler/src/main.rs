@@ -1,8 +1,5 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use std::sync::Arc;
-
-use catalog_core::aws::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
-use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
+use catalog_core::aws::{clients, Downstreams};
 use catalog_core::config;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};
@@ -12,26 +9,11 @@ use ws_handler::WsHandler;
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let breaker_config = BreakerConfig::from_env()?;
-    let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", breaker_config.clone()));
-    let management_breaker = Arc::new(CircuitBreaker::new("management-api", breaker_config));
+    let downstreams = Downstreams::from_env(&sdk)?;
     let handler = WsHandler {
-        connections: Guarded::new(
-            DynamoConnections::new(dynamo.clone(), config::required("CONNECTIONS_TABLE")?),
-            dynamo_breaker.clone(),
-        ),
-        products: Guarded::new(
-            DynamoProducts::new(dynamo, config::required("PRODUCTS_TABLE")?),
-            dynamo_breaker,
-        ),
-        pusher: Guarded::new(
-            ManagementApiPusher::new(clients::management_client(
-                &sdk,
-                &config::required("WS_MANAGEMENT_ENDPOINT")?,
-            )),
-            management_breaker,
-        ),
+        connections: downstreams.connections,
+        products: downstreams.products,
+        pusher: downstreams.pusher,
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
     let handler = &handler;

@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod connections;
 pub mod dead_letters;
+pub mod downstreams;
 pub mod guarded;
 pub mod item;
 pub mod products;
@@ -11,6 +12,7 @@ pub mod push;
 
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
 pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
+pub use downstreams::Downstreams;
 pub use guarded::Guarded;
 pub use products::{DynamoProducts, GeneratorStore, ProductStore};
 pub use publisher::{ChangePublisher, SnsPublisher};
