@@ -325,12 +325,22 @@ impl Stack {
             } else {
                 0
             };
-            bodies.extend(
-                messages
-                    .into_iter()
-                    .filter_map(|m| m.body)
-                    .filter(|b| b.contains(marker)),
-            );
+            // A received FIFO message locks its group until it is deleted or its visibility
+            // expires, so each match is deleted; otherwise the rest of its group stays hidden.
+            for message in messages {
+                let body = message.body.unwrap_or_default();
+                if !body.contains(marker) {
+                    continue;
+                }
+                self.sqs
+                    .delete_message()
+                    .queue_url(self.output("ChangesDeadLetterQueueUrl"))
+                    .receipt_handle(message.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("DeleteMessage DLQ");
+                bodies.push(body);
+            }
         }
         bodies
     }
