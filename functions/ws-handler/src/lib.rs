@@ -21,6 +21,42 @@ pub enum RouteError {
     },
 }
 
+/// What one route event did; the function counts these as metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteOutcome {
+    Connected,
+    Disconnected,
+    Subscribed,
+    SnapshotSent,
+    /// A frame that could not be parsed or is not allowed; it was answered with an error frame.
+    FrameRefused,
+    /// The client was gone before the reply reached it; its record was removed.
+    ReplyGone,
+}
+
+impl RouteOutcome {
+    /// The EMF metric that counts this outcome (docs/operations.md).
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            RouteOutcome::Connected => "Connects",
+            RouteOutcome::Disconnected => "Disconnects",
+            RouteOutcome::Subscribed => "Subscriptions",
+            RouteOutcome::SnapshotSent => "SnapshotsSent",
+            RouteOutcome::FrameRefused => "FramesRefused",
+            RouteOutcome::ReplyGone => "RepliesGone",
+        }
+    }
+
+    pub const ALL: [RouteOutcome; 6] = [
+        RouteOutcome::Connected,
+        RouteOutcome::Disconnected,
+        RouteOutcome::Subscribed,
+        RouteOutcome::SnapshotSent,
+        RouteOutcome::FrameRefused,
+        RouteOutcome::ReplyGone,
+    ];
+}
+
 pub struct WsHandler<C, P, U> {
     pub connections: C,
     pub products: P,
@@ -34,13 +70,13 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
     pub async fn handle(
         &self,
         request: &ApiGatewayWebsocketProxyRequest,
-    ) -> Result<(), RouteError> {
+    ) -> Result<RouteOutcome, RouteError> {
         let context = &request.request_context;
         let connection_id = context
             .connection_id
             .as_deref()
             .ok_or(RouteError::BadRequest("connectionId"))?;
-        match context
+        let outcome = match context
             .route_key
             .as_deref()
             .ok_or(RouteError::BadRequest("routeKey"))?
@@ -55,6 +91,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                     )
                     .await?;
                 info!(connection_id, "connected");
+                RouteOutcome::Connected
             }
             "$disconnect" => {
                 self.connections.remove(connection_id).await?;
@@ -63,18 +100,23 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                     reason = context.disconnect_reason.as_deref().unwrap_or(""),
                     "disconnected"
                 );
+                RouteOutcome::Disconnected
             }
             // Every other route key is a message: the API routes by `action`, and anything it does not know lands in $default.
             _ => {
                 self.handle_message(connection_id, request.body.as_deref().unwrap_or(""))
                     .await?
             }
-        }
-        Ok(())
+        };
+        Ok(outcome)
     }
 
-    async fn handle_message(&self, connection_id: &str, body: &str) -> Result<(), RouteError> {
-        let replies = match ClientFrame::parse(body) {
+    async fn handle_message(
+        &self,
+        connection_id: &str,
+        body: &str,
+    ) -> Result<RouteOutcome, RouteError> {
+        let (outcome, replies) = match ClientFrame::parse(body) {
             Ok(ClientFrame::Subscribe { product_ids }) => {
                 if self
                     .connections
@@ -86,18 +128,27 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                         products = product_ids.as_ref().map_or(0, |ids| ids.len()),
                         "subscribed"
                     );
-                    vec![ServerFrame::Subscribed { product_ids }]
+                    (
+                        RouteOutcome::Subscribed,
+                        vec![ServerFrame::Subscribed { product_ids }],
+                    )
                 } else {
-                    vec![ServerFrame::Error {
-                        code: "unknown_connection".to_owned(),
-                        message: "this connection is not registered; reconnect".to_owned(),
-                    }]
+                    (
+                        RouteOutcome::FrameRefused,
+                        vec![ServerFrame::Error {
+                            code: "unknown_connection".to_owned(),
+                            message: "this connection is not registered; reconnect".to_owned(),
+                        }],
+                    )
                 }
             }
-            Ok(ClientFrame::Snapshot) => ServerFrame::snapshot(self.products.all_products().await?),
+            Ok(ClientFrame::Snapshot) => (
+                RouteOutcome::SnapshotSent,
+                ServerFrame::snapshot(self.products.all_products().await?),
+            ),
             Err(err) => {
                 warn!(connection_id, error = %err, body = truncated(body, 200), "refused frame");
-                vec![ServerFrame::error(&err)]
+                (RouteOutcome::FrameRefused, vec![ServerFrame::error(&err)])
             }
         };
         for reply in replies {
@@ -105,7 +156,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                 Ok(()) => {}
                 Err(PushError::Gone) => {
                     self.connections.remove(connection_id).await?;
-                    return Ok(());
+                    return Ok(RouteOutcome::ReplyGone);
                 }
                 Err(err) => {
                     return Err(RouteError::Reply {
@@ -115,7 +166,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                 }
             }
         }
-        Ok(())
+        Ok(outcome)
     }
 }
 

@@ -1,22 +1,32 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use catalog_core::aws::{clients, Downstreams};
 use catalog_core::config;
+use catalog_core::metrics::MetricSet;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};
-use ws_handler::WsHandler;
+use ws_handler::{RouteOutcome, WsHandler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
-    let downstreams = Downstreams::from_env(&sdk)?;
+    let Downstreams {
+        products,
+        connections,
+        pusher,
+        dynamo_breaker,
+        management_breaker,
+    } = Downstreams::from_env(&sdk)?;
     let handler = WsHandler {
-        connections: downstreams.connections,
-        products: downstreams.products,
-        pusher: downstreams.pusher,
+        connections,
+        products,
+        pusher,
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
-    let handler = &handler;
+    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
+    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "ws-handler".to_owned())?;
+    let (handler, namespace, function_name) = (&handler, &namespace, &function_name);
+    let (dynamo_breaker, management_breaker) = (&dynamo_breaker, &management_breaker);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
             let context = &event.payload.request_context;
@@ -28,13 +38,26 @@ async fn main() -> Result<(), Error> {
             );
             async move {
                 let mut response = ApiGatewayProxyResponse::default();
-                response.status_code = match handler.handle(&event.payload).await {
-                    Ok(()) => 200,
+                let outcome = handler.handle(&event.payload).await;
+                let mut metrics = MetricSet::new(namespace, function_name);
+                for kind in RouteOutcome::ALL {
+                    metrics.count(
+                        kind.metric_name(),
+                        usize::from(outcome.as_ref().ok() == Some(&kind)),
+                    );
+                }
+                metrics.count("RouteErrors", usize::from(outcome.is_err()));
+                response.status_code = match outcome {
+                    Ok(_) => 200,
                     Err(e) => {
                         error!(error = %e, "route failed");
                         500
                     }
                 };
+                metrics
+                    .breaker("DynamoDb", dynamo_breaker)
+                    .breaker("ManagementApi", management_breaker);
+                metrics.emit();
                 Ok::<ApiGatewayProxyResponse, Error>(response)
             }
             .instrument(span)

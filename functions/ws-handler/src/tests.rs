@@ -35,10 +35,16 @@ fn message(body: &str) -> ApiGatewayWebsocketProxyRequest {
 #[tokio::test]
 async fn connect_subscribe_disconnect_from_real_events() {
     let h = handler();
-    h.handle(&fixture("connect")).await.unwrap();
+    assert_eq!(
+        h.handle(&fixture("connect")).await.unwrap(),
+        RouteOutcome::Connected
+    );
     assert_eq!(h.connections.ids(), [CONNECTION]);
 
-    h.handle(&fixture("message")).await.unwrap();
+    assert_eq!(
+        h.handle(&fixture("message")).await.unwrap(),
+        RouteOutcome::Subscribed
+    );
     let connections = h.connections.all().await.unwrap();
     let filter: Vec<String> = connections[0]
         .product_ids
@@ -58,7 +64,10 @@ async fn connect_subscribe_disconnect_from_real_events() {
     let disconnect = fixture("disconnect");
     let other = disconnect.request_context.connection_id.clone().unwrap();
     h.connections.add(&other, 0, 0).await.unwrap();
-    h.handle(&disconnect).await.unwrap();
+    assert_eq!(
+        h.handle(&disconnect).await.unwrap(),
+        RouteOutcome::Disconnected
+    );
     assert_eq!(h.connections.ids(), [CONNECTION]);
 }
 
@@ -77,9 +86,12 @@ async fn subscribe_without_ids_clears_the_filter() {
 async fn snapshot_sends_the_whole_catalogue_in_parts() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
-    h.handle(&message(r#"{"action":"snapshot"}"#))
-        .await
-        .unwrap();
+    assert_eq!(
+        h.handle(&message(r#"{"action":"snapshot"}"#))
+            .await
+            .unwrap(),
+        RouteOutcome::SnapshotSent
+    );
     let frames = h.pusher.frames(CONNECTION);
     assert_eq!(frames.len(), 2);
     let total: usize = frames
@@ -105,7 +117,10 @@ async fn every_bad_frame_gets_an_error_frame() {
         "[]",
     ];
     for body in bad {
-        h.handle(&message(body)).await.unwrap();
+        assert_eq!(
+            h.handle(&message(body)).await.unwrap(),
+            RouteOutcome::FrameRefused
+        );
     }
     let frames = h.pusher.frames(CONNECTION);
     assert_eq!(frames.len(), bad.len());
@@ -118,7 +133,10 @@ async fn every_bad_frame_gets_an_error_frame() {
 #[tokio::test]
 async fn subscribe_from_an_unregistered_connection_is_told_so() {
     let h = handler();
-    h.handle(&fixture("message")).await.unwrap();
+    assert_eq!(
+        h.handle(&fixture("message")).await.unwrap(),
+        RouteOutcome::FrameRefused
+    );
     assert_eq!(h.pusher.frames(CONNECTION)[0]["code"], "unknown_connection");
 }
 
@@ -127,8 +145,11 @@ async fn a_reply_to_a_gone_client_removes_it() {
     let h = handler();
     h.handle(&fixture("connect")).await.unwrap();
     h.pusher.gone.lock().unwrap().insert(CONNECTION.to_owned());
-    h.handle(&message(r#"{"action":"snapshot"}"#))
-        .await
-        .unwrap();
+    assert_eq!(
+        h.handle(&message(r#"{"action":"snapshot"}"#))
+            .await
+            .unwrap(),
+        RouteOutcome::ReplyGone
+    );
     assert!(h.connections.ids().is_empty());
 }
