@@ -23,6 +23,8 @@ pub fn product(id: &str, price_cents: i64, stock: i64) -> Product {
         currency: "EUR".to_owned(),
         stock,
         photo_key: format!("photos/{id}.png"),
+        thumb_key: None,
+        photo_version: 0,
         version: 0,
         updated_at: "2026-01-01T00:00:00+00:00".to_owned(),
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Product, ProductChanged, StockAndPrice};
+use crate::{Product, ProductChanged, ProductPhotoChanged, StockAndPrice};
 
 /// Most product ids one subscribe frame may carry: a bound on the stored record.
 pub const MAX_SUBSCRIBED_PRODUCTS: usize = 500;
@@ -117,6 +117,16 @@ pub enum ServerFrame {
         product: Box<Product>,
     },
     #[serde(rename_all = "camelCase")]
+    ProductPhotoChanged {
+        change_id: String,
+        product_id: String,
+        photo_version: u64,
+        full_url: String,
+        thumb_url: String,
+        urls_expire_at: DateTime<Utc>,
+        changed_at: DateTime<Utc>,
+    },
+    #[serde(rename_all = "camelCase")]
     Subscribed {
         product_ids: Option<BTreeSet<String>>,
     },
@@ -143,6 +153,27 @@ impl ServerFrame {
             changed_at: change.changed_at,
             previous: change.previous,
             product: Box::new(product),
+        }
+    }
+
+    pub fn photo_changed(change: &ProductPhotoChanged) -> Self {
+        ServerFrame::ProductPhotoChanged {
+            change_id: change.change_id.clone(),
+            product_id: change.product_id.clone(),
+            photo_version: change.photo_version,
+            full_url: change.full_url.clone(),
+            thumb_url: change.thumb_url.clone(),
+            urls_expire_at: change.urls_expire_at,
+            changed_at: change.changed_at,
+        }
+    }
+
+    /// The product a frame is about, for frames about one product.
+    pub fn product_id(&self) -> Option<&str> {
+        match self {
+            ServerFrame::ProductChanged { product_id, .. }
+            | ServerFrame::ProductPhotoChanged { product_id, .. } => Some(product_id),
+            _ => None,
         }
     }
 
@@ -286,6 +317,8 @@ mod tests {
             currency: "EUR".into(),
             stock: 1,
             photo_key: "k".into(),
+            thumb_key: None,
+            photo_version: 0,
             version: 0,
             updated_at: "t".into(),
         };

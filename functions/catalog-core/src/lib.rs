@@ -4,6 +4,7 @@
 //! lives in the domain modules and is tested without AWS. The `aws` module holds
 //! the DynamoDB, SNS and API Gateway management adapters used by the functions.
 
+pub mod auth;
 pub mod aws;
 pub mod breaker;
 pub mod change;
@@ -17,6 +18,6 @@ pub mod product;
 pub mod telemetry;
 pub mod version;
 
-pub use change::{ChangeError, ProductChanged, StockAndPrice};
+pub use change::{CatalogEvent, ChangeError, ProductChanged, ProductPhotoChanged, StockAndPrice};
 pub use product::Product;
 pub use version::ApplyOutcome;

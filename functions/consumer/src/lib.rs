@@ -1,5 +1,6 @@
 //! Applies `ProductChanged` events from SQS to the products table and pushes the
-//! new state to every subscribed WebSocket client.
+//! new state to every subscribed WebSocket client; `ProductPhotoChanged` events
+//! (already recorded by the thumbnailer) are pushed as they are.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::aws::{
@@ -8,7 +9,7 @@ use catalog_core::aws::{
 };
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::telemetry::truncated;
-use catalog_core::{ApplyOutcome, ChangeError, ProductChanged};
+use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -21,6 +22,8 @@ pub struct BatchCounts {
     pub applied: usize,
     pub duplicate: usize,
     pub stale: usize,
+    /// ProductPhotoChanged events pushed.
+    pub photos: usize,
     pub malformed: usize,
     pub failed: usize,
     pub pushes_sent: usize,
@@ -37,6 +40,7 @@ impl BatchCounts {
             .count("ChangesApplied", self.applied)
             .count("ChangesDuplicate", self.duplicate)
             .count("ChangesStale", self.stale)
+            .count("PhotoChanges", self.photos)
             .count("ChangesMalformed", self.malformed)
             .count("ChangesFailed", self.failed)
             .count("PushesSent", self.pushes_sent)
@@ -147,13 +151,37 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
         connections: &mut Option<Vec<Connection>>,
         counts: &mut BatchCounts,
     ) -> Result<(), RecordError> {
-        let change = ProductChanged::from_message_body(record.body.as_deref().unwrap_or(""))?;
-        tracing::Span::current().record("change_id", change.change_id.as_str());
-        let lag_ms = (chrono::Utc::now() - change.changed_at)
+        let event = CatalogEvent::from_message_body(record.body.as_deref().unwrap_or(""))?;
+        tracing::Span::current().record("change_id", event.change_id());
+        let lag_ms = (chrono::Utc::now() - event.changed_at())
             .num_microseconds()
             .unwrap_or(0) as f64
             / 1000.0;
-        let product = match self.products.apply_change(&change).await? {
+        let frame = match event {
+            CatalogEvent::Product(change) => {
+                match self.product_frame(&change, lag_ms, counts).await? {
+                    Some(frame) => frame,
+                    None => return Ok(()),
+                }
+            }
+            // The thumbnailer has already pointed the product at the new photo.
+            CatalogEvent::Photo(change) => {
+                counts.photos += 1;
+                counts.lag_ms.push(lag_ms);
+                ServerFrame::photo_changed(&change)
+            }
+        };
+        self.push_to_subscribers(&frame, connections, counts).await
+    }
+
+    /// Applies a product change; the frame to push, or `None` if it was stale.
+    async fn product_frame(
+        &self,
+        change: &ProductChanged,
+        lag_ms: f64,
+        counts: &mut BatchCounts,
+    ) -> Result<Option<ServerFrame>, RecordError> {
+        let product = match self.products.apply_change(change).await? {
             ApplyOutcome::Applied(product) => {
                 counts.applied += 1;
                 counts.lag_ms.push(lag_ms);
@@ -169,9 +197,20 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
             ApplyOutcome::Stale { stored_version } => {
                 counts.stale += 1;
                 debug!(product_id = %change.product_id, version = change.version, stored_version, "older than stored; dropped");
-                return Ok(());
+                return Ok(None);
             }
         };
+        Ok(Some(ServerFrame::product_changed(change, product)))
+    }
+
+    /// Pushes a frame to every connection that wants its product, concurrently.
+    async fn push_to_subscribers(
+        &self,
+        frame: &ServerFrame,
+        connections: &mut Option<Vec<Connection>>,
+        counts: &mut BatchCounts,
+    ) -> Result<(), RecordError> {
+        let product_id = frame.product_id().unwrap_or_default();
         if connections.is_none() {
             *connections = Some(self.connections.all().await?);
         }
@@ -179,9 +218,9 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
             .as_ref()
             .expect("loaded above")
             .iter()
-            .filter(|c| wants(c.product_ids.as_ref(), &change.product_id))
+            .filter(|c| wants(c.product_ids.as_ref(), product_id))
             .collect();
-        let frame = ServerFrame::product_changed(&change, product).to_json();
+        let frame = frame.to_json();
         let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
             .map(|c| async {
                 (

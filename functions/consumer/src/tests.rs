@@ -239,3 +239,33 @@ async fn a_poison_message_that_cannot_be_dead_lettered_is_retried() {
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(counts.malformed, 1);
 }
+
+#[tokio::test]
+async fn a_photo_change_is_pushed_to_its_subscribers_without_touching_the_product() {
+    let c = consumer();
+    connect(&c, "p1-watcher", Some(&["p-001"])).await;
+    connect(&c, "p2-watcher", Some(&["p-002"])).await;
+    let photo = catalog_core::ProductPhotoChanged {
+        event_type: catalog_core::change::PRODUCT_PHOTO_CHANGED.into(),
+        change_id: "job-1".into(),
+        product_id: "p-001".into(),
+        photo_version: 3,
+        full_url: "http://127.0.0.1:4566/photos/photos/original/p-001/v3.png?sig".into(),
+        thumb_url: "http://127.0.0.1:4566/photos/photos/thumb/p-001/v3.png?sig".into(),
+        urls_expire_at: chrono::Utc::now(),
+        changed_at: chrono::Utc::now(),
+    };
+    let before = c.products.all_products().await.unwrap();
+    let (response, counts) = c.handle_batch(event(&[photo.to_json()])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        (counts.photos, counts.pushes_sent, counts.malformed),
+        (1, 1, 0)
+    );
+    let frames = c.pusher.frames("p1-watcher");
+    assert_eq!(frames[0]["type"], "productPhotoChanged");
+    assert_eq!(frames[0]["photoVersion"], 3);
+    assert_eq!(frames[0]["thumbUrl"], photo.thumb_url.as_str());
+    assert!(c.pusher.frames("p2-watcher").is_empty());
+    assert_eq!(c.products.all_products().await.unwrap(), before);
+}

@@ -3,6 +3,7 @@
 //! back through PostToConnection; nothing relies on the integration's return body.
 
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
+use catalog_core::auth::{bearer, TokenVerifier};
 use catalog_core::aws::{ConnectionStore, ProductStore, PushError, Pusher, StoreError};
 use catalog_core::frames::{ClientFrame, ServerFrame};
 use catalog_core::telemetry::truncated;
@@ -25,6 +26,8 @@ pub enum RouteError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteOutcome {
     Connected,
+    /// `$connect` without a valid token: answered 401 before any record is written.
+    ConnectRefused,
     Disconnected,
     Subscribed,
     SnapshotSent,
@@ -39,6 +42,7 @@ impl RouteOutcome {
     pub fn metric_name(self) -> &'static str {
         match self {
             RouteOutcome::Connected => "Connects",
+            RouteOutcome::ConnectRefused => "ConnectsRefused",
             RouteOutcome::Disconnected => "Disconnects",
             RouteOutcome::Subscribed => "Subscriptions",
             RouteOutcome::SnapshotSent => "SnapshotsSent",
@@ -47,8 +51,9 @@ impl RouteOutcome {
         }
     }
 
-    pub const ALL: [RouteOutcome; 6] = [
+    pub const ALL: [RouteOutcome; 7] = [
         RouteOutcome::Connected,
+        RouteOutcome::ConnectRefused,
         RouteOutcome::Disconnected,
         RouteOutcome::Subscribed,
         RouteOutcome::SnapshotSent,
@@ -61,6 +66,8 @@ pub struct WsHandler<C, P, U> {
     pub connections: C,
     pub products: P,
     pub pusher: U,
+    /// Checks the token a `$connect` carries (`?token=` or `Authorization: Bearer`).
+    pub verifier: TokenVerifier,
     /// How long a connection record lives without a `$disconnect` (API Gateway closes connections after 2 h).
     pub connection_ttl_secs: i64,
 }
@@ -82,6 +89,18 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
             .ok_or(RouteError::BadRequest("routeKey"))?
         {
             "$connect" => {
+                let token = request.query_string_parameters.first("token").or_else(|| {
+                    bearer(
+                        request
+                            .headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok()),
+                    )
+                });
+                if let Err(err) = self.verifier.verify(token) {
+                    warn!(connection_id, error = %err, "connect refused");
+                    return Ok(RouteOutcome::ConnectRefused);
+                }
                 let now = chrono::Utc::now();
                 self.connections
                     .add(

@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         connections,
         products,
         pusher,
+        verifier: catalog_core::auth::TokenVerifier::from_env()?,
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
     let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
@@ -48,6 +49,7 @@ async fn main() -> Result<(), Error> {
                 }
                 metrics.count("RouteErrors", usize::from(outcome.is_err()));
                 response.status_code = match outcome {
+                    Ok(RouteOutcome::ConnectRefused) => 401,
                     Ok(_) => 200,
                     Err(e) => {
                         error!(error = %e, "route failed");

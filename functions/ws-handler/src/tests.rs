@@ -4,6 +4,7 @@ use catalog_core::fakes::{product, MemoryConnections, MemoryProducts, RecordingP
 use super::*;
 
 const CONNECTION: &str = "Sx2XhdJXoAMCJ0g=";
+const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
 
 fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
     WsHandler {
@@ -12,6 +13,7 @@ fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
             (1..=120).map(|i| product(&format!("p-{i:03}"), 100 * i, i)),
         ),
         pusher: RecordingPusher::default(),
+        verifier: catalog_core::auth::TokenVerifier::new(SECRET),
         connection_ttl_secs: 7200,
     }
 }
@@ -26,6 +28,15 @@ fn fixture(name: &str) -> ApiGatewayWebsocketProxyRequest {
     serde_json::from_str(text).unwrap()
 }
 
+/// The connect fixture carrying a valid token in its query string.
+fn connect() -> ApiGatewayWebsocketProxyRequest {
+    let mut request = fixture("connect");
+    let token = catalog_core::auth::issue(SECRET, "tester", 60);
+    request.query_string_parameters =
+        std::collections::HashMap::from([("token".to_owned(), token)]).into();
+    request
+}
+
 fn message(body: &str) -> ApiGatewayWebsocketProxyRequest {
     let mut request = fixture("message");
     request.body = Some(body.to_owned());
@@ -35,10 +46,7 @@ fn message(body: &str) -> ApiGatewayWebsocketProxyRequest {
 #[tokio::test]
 async fn connect_subscribe_disconnect_from_real_events() {
     let h = handler();
-    assert_eq!(
-        h.handle(&fixture("connect")).await.unwrap(),
-        RouteOutcome::Connected
-    );
+    assert_eq!(h.handle(&connect()).await.unwrap(), RouteOutcome::Connected);
     assert_eq!(h.connections.ids(), [CONNECTION]);
 
     assert_eq!(
@@ -74,7 +82,7 @@ async fn connect_subscribe_disconnect_from_real_events() {
 #[tokio::test]
 async fn subscribe_without_ids_clears_the_filter() {
     let h = handler();
-    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&connect()).await.unwrap();
     h.handle(&fixture("message")).await.unwrap();
     h.handle(&message(r#"{"action":"subscribe"}"#))
         .await
@@ -85,7 +93,7 @@ async fn subscribe_without_ids_clears_the_filter() {
 #[tokio::test]
 async fn snapshot_sends_the_whole_catalogue_in_parts() {
     let h = handler();
-    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&connect()).await.unwrap();
     assert_eq!(
         h.handle(&message(r#"{"action":"snapshot"}"#))
             .await
@@ -108,7 +116,7 @@ async fn snapshot_sends_the_whole_catalogue_in_parts() {
 #[tokio::test]
 async fn every_bad_frame_gets_an_error_frame() {
     let h = handler();
-    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&connect()).await.unwrap();
     let bad = [
         "",
         "hello",
@@ -143,7 +151,7 @@ async fn subscribe_from_an_unregistered_connection_is_told_so() {
 #[tokio::test]
 async fn a_reply_to_a_gone_client_removes_it() {
     let h = handler();
-    h.handle(&fixture("connect")).await.unwrap();
+    h.handle(&connect()).await.unwrap();
     h.pusher.gone.lock().unwrap().insert(CONNECTION.to_owned());
     assert_eq!(
         h.handle(&message(r#"{"action":"snapshot"}"#))
@@ -152,4 +160,43 @@ async fn a_reply_to_a_gone_client_removes_it() {
         RouteOutcome::ReplyGone
     );
     assert!(h.connections.ids().is_empty());
+}
+
+#[tokio::test]
+async fn connect_without_a_valid_token_is_refused_before_anything_is_written() {
+    let h = handler();
+    let mut with_header = fixture("connect");
+    with_header.headers.insert(
+        "authorization",
+        format!("Bearer {}", catalog_core::auth::issue(SECRET, "t", 60))
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(
+        h.handle(&with_header).await.unwrap(),
+        RouteOutcome::Connected
+    );
+    h.connections.remove(CONNECTION).await.unwrap();
+
+    let expired = catalog_core::auth::issue(SECRET, "t", -120);
+    let foreign = catalog_core::auth::issue(b"some-other-secret-some-other-secret", "t", 60);
+    for token in [
+        None,
+        Some("garbage".to_owned()),
+        Some(expired),
+        Some(foreign),
+    ] {
+        let mut request = fixture("connect");
+        request.query_string_parameters = token
+            .map(|t| std::collections::HashMap::from([("token".to_owned(), t)]).into())
+            .unwrap_or_default();
+        assert_eq!(
+            h.handle(&request).await.unwrap(),
+            RouteOutcome::ConnectRefused
+        );
+        assert!(
+            h.connections.ids().is_empty(),
+            "no record for a refused connect"
+        );
+    }
 }

@@ -116,6 +116,8 @@ fn catalogue() -> Vec<Product> {
             let id = format!("p-{:03}", products.len() + 1);
             products.push(Product {
                 photo_key: format!("photos/original/{id}.png"),
+                thumb_key: None,
+                photo_version: 0,
                 product_id: id,
                 name: name.to_owned(),
                 category: category.to_owned(),
@@ -163,11 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config::required("PRODUCTS_TABLE")?,
     );
     let bucket = config::required("PHOTOS_BUCKET")?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = clients::s3_client(&sdk);
     let (mut inserted, mut photos) = (0, 0);
     for (index, product) in catalogue().iter().enumerate() {
         if products.insert_if_absent(product).await? {

@@ -38,3 +38,14 @@ pub fn management_client(
         .build();
     aws_sdk_apigatewaymanagement::Client::from_conf(conf)
 }
+
+/// S3 addressed by path (`{endpoint}/{bucket}/{key}`) when a custom endpoint is set: the
+/// emulator on 127.0.0.1 has no per-bucket host names. AWS keeps virtual-hosted style.
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(custom_endpoint)
+            .build(),
+    )
+}

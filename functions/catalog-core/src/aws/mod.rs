@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod downstreams;
 pub mod guarded;
 pub mod item;
+pub mod photos;
 pub mod products;
 pub mod publisher;
 pub mod push;
@@ -14,7 +15,10 @@ pub use connections::{Connection, ConnectionStore, DynamoConnections};
 pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
 pub use downstreams::Downstreams;
 pub use guarded::Guarded;
-pub use products::{DynamoProducts, GeneratorStore, ProductStore};
+pub use photos::{PhotoBucket, PhotoJob, PhotoJobQueue, S3Photos, SqsPhotoJobs};
+pub use products::{
+    CatalogReader, DynamoProducts, GeneratorStore, Page, PageKey, PhotoRecords, ProductStore,
+};
 pub use publisher::{ChangePublisher, SnsPublisher};
 pub use push::{ManagementApiPusher, PushError, Pusher};
 

@@ -26,6 +26,56 @@ pub trait GeneratorStore: Send + Sync {
     async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError>;
 }
 
+/// The value of `listing` on every product: the partition key of the catalogue index,
+/// so listing the whole catalogue is a Query in product-id order, not a Scan.
+pub const LISTING: &str = "product";
+pub const CATALOG_INDEX: &str = "CatalogIndex";
+pub const CATEGORY_INDEX: &str = "CategoryIndex";
+
+/// One page of the catalogue, in product-id order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub products: Vec<Product>,
+    /// Where the next page starts, if there may be one.
+    pub next: Option<PageKey>,
+}
+
+/// The last product of a page (the REST API turns it into an opaque cursor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageKey {
+    pub product_id: String,
+    /// Set when paging through one category.
+    pub category: Option<String>,
+}
+
+/// What the REST API reads.
+#[async_trait]
+pub trait CatalogReader: Send + Sync {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError>;
+    async fn page(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError>;
+}
+
+/// The photo fields of a product record.
+#[async_trait]
+pub trait PhotoRecords: Send + Sync {
+    /// Reserves the product's next photo version; `None` if the product does not exist.
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError>;
+    /// Points the product at a photo and its thumbnail, unless it already shows that
+    /// version with a thumbnail or a newer one; returns whether it did.
+    async fn set_photo(
+        &self,
+        product_id: &str,
+        version: u64,
+        photo_key: &str,
+        thumb_key: &str,
+    ) -> Result<bool, StoreError>;
+}
+
 /// The products table: one item per product, keyed by `productId`.
 ///
 /// Besides the product's own fields it holds `lastChangeId` (to tell a redelivery
@@ -115,6 +165,115 @@ impl GeneratorStore for DynamoProducts {
 }
 
 #[async_trait]
+impl CatalogReader for DynamoProducts {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+        self.get_item(product_id)
+            .await?
+            .as_ref()
+            .map(product_from_item)
+            .transpose()
+    }
+
+    async fn page(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        let query = self.client.query().table_name(&self.table);
+        let (query, partition) = match category {
+            Some(category) => (
+                query
+                    .index_name(CATEGORY_INDEX)
+                    .key_condition_expression("category = :p"),
+                ("category", category),
+            ),
+            None => (
+                query
+                    .index_name(CATALOG_INDEX)
+                    .key_condition_expression("listing = :p"),
+                ("listing", LISTING),
+            ),
+        };
+        let start = after.map(|key| {
+            Item::from([
+                ("productId".to_owned(), s(&key.product_id)),
+                (partition.0.to_owned(), s(partition.1)),
+            ])
+        });
+        let out = query
+            .expression_attribute_values(":p", s(partition.1))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("Query products", e))?;
+        let products = out
+            .items()
+            .iter()
+            .map(product_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match (out.last_evaluated_key(), products.last()) {
+            (Some(_), Some(last)) => Some(PageKey {
+                product_id: last.product_id.clone(),
+                category: category.map(str::to_owned),
+            }),
+            _ => None,
+        };
+        Ok(Page { products, next })
+    }
+}
+
+#[async_trait]
+impl PhotoRecords for DynamoProducts {
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("productId", s(product_id))
+            .update_expression("ADD photoUploads :one")
+            .condition_expression("attribute_exists(productId)")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match conditional(result, "UpdateItem photoUploads")? {
+            Some(out) => Ok(Some(get_n(
+                &out.attributes.unwrap_or_default(),
+                "photoUploads",
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn set_photo(
+        &self,
+        product_id: &str,
+        version: u64,
+        photo_key: &str,
+        thumb_key: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("productId", s(product_id))
+            .update_expression("SET photoKey = :photo, thumbKey = :thumb, photoVersion = :v")
+            .condition_expression(
+                "attribute_exists(productId) AND (attribute_not_exists(photoVersion) OR photoVersion < :v \
+                 OR (photoVersion = :v AND attribute_not_exists(thumbKey)))",
+            )
+            .expression_attribute_values(":photo", s(photo_key))
+            .expression_attribute_values(":thumb", s(thumb_key))
+            .expression_attribute_values(":v", n(version))
+            .send()
+            .await;
+        Ok(conditional(result, "UpdateItem photo")?.is_some())
+    }
+}
+
+#[async_trait]
 impl ProductStore for DynamoProducts {
     async fn apply_change(
         &self,
@@ -189,6 +348,8 @@ pub fn product_from_item(item: &Item) -> Result<Product, StoreError> {
         currency: get_s(item, "currency")?,
         stock: get_n(item, "stock")?,
         photo_key: get_s(item, "photoKey")?,
+        thumb_key: get_opt_s(item, "thumbKey"),
+        photo_version: get_n_or(item, "photoVersion", 0)?,
         version: get_n_or(item, "version", 0)?,
         updated_at: get_s(item, "updatedAt")?,
     })
@@ -208,7 +369,7 @@ fn product_state_from_item(item: &Item) -> Result<ProductState, StoreError> {
 }
 
 pub fn product_to_item(p: &Product) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("productId".to_owned(), s(&p.product_id)),
         ("name".to_owned(), s(&p.name)),
         ("category".to_owned(), s(&p.category)),
@@ -218,7 +379,14 @@ pub fn product_to_item(p: &Product) -> Item {
         ("photoKey".to_owned(), s(&p.photo_key)),
         ("version".to_owned(), n(p.version)),
         ("updatedAt".to_owned(), s(&p.updated_at)),
-    ])
+        ("photoVersion".to_owned(), n(p.photo_version)),
+        // Every product is in the catalogue index (see template.yaml's CatalogIndex).
+        ("listing".to_owned(), s(LISTING)),
+    ]);
+    if let Some(thumb) = &p.thumb_key {
+        item.insert("thumbKey".to_owned(), s(thumb));
+    }
+    item
 }
 
 #[cfg(test)]
@@ -235,6 +403,8 @@ mod tests {
             currency: "EUR".into(),
             stock: 40,
             photo_key: "photos/p-001.png".into(),
+            thumb_key: Some("thumbs/p-001/v2.png".into()),
+            photo_version: 2,
             version: 3,
             updated_at: "2026-11-23T10:00:00+00:00".into(),
         };
@@ -251,6 +421,8 @@ mod tests {
             currency: "EUR".into(),
             stock: 1,
             photo_key: "k".into(),
+            thumb_key: None,
+            photo_version: 0,
             version: 0,
             updated_at: "t".into(),
         };
