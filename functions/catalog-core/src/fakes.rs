@@ -7,12 +7,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::aws::{
-    ChangePublisher, Connection, ConnectionStore, DeadLetter, DeadLetters, GeneratorStore,
-    ProductStore, PushError, Pusher, StoreError,
+    CatalogReader, ChangePublisher, Claim, Connection, ConnectionStore, DeadLetter, DeadLetters,
+    GeneratorStore, JobLog, Page, PageKey, PhotoBucket, PhotoChangePublisher, PhotoJob,
+    PhotoJobQueue, PhotoRecords, ProductStore, PushError, Pusher, StoreError,
 };
 use crate::generate::ProductState;
 use crate::version::{classify, Classification};
-use crate::{ApplyOutcome, Product, ProductChanged, StockAndPrice};
+use crate::{ApplyOutcome, Product, ProductChanged, ProductPhotoChanged, StockAndPrice};
 
 pub fn product(id: &str, price_cents: i64, stock: i64) -> Product {
     Product {
@@ -38,6 +39,7 @@ pub struct MemoryProducts {
     pub rows: Mutex<BTreeMap<String, ProductRow>>,
     /// Product ids whose writes fail, as a downstream outage would.
     pub failing: Mutex<BTreeSet<String>>,
+    pub photo_uploads: Mutex<HashMap<String, u64>>,
 }
 
 impl MemoryProducts {
@@ -305,5 +307,170 @@ impl DeadLetters for MemoryDeadLetters {
         }
         self.letters.lock().unwrap().push(letter.clone());
         Ok(())
+    }
+}
+
+/// Rows in product-id order, like the catalogue and category indexes.
+#[async_trait]
+impl CatalogReader for MemoryProducts {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+        Ok(self.get(product_id))
+    }
+
+    async fn page(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        let mut matching = rows
+            .values()
+            .map(|r| &r.0)
+            .filter(|p| category.is_none_or(|c| p.category == c))
+            .filter(|p| after.is_none_or(|a| p.product_id > a.product_id));
+        let products: Vec<Product> = matching.by_ref().take(limit).cloned().collect();
+        let next = match (matching.next(), products.last()) {
+            (Some(_), Some(last)) => Some(PageKey {
+                product_id: last.product_id.clone(),
+                category: category.map(str::to_owned),
+            }),
+            _ => None,
+        };
+        Ok(Page { products, next })
+    }
+}
+
+#[async_trait]
+impl PhotoRecords for MemoryProducts {
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+        let mut uploads = self.photo_uploads.lock().unwrap();
+        if self.get(product_id).is_none() {
+            return Ok(None);
+        }
+        let n = uploads.entry(product_id.to_owned()).or_insert(0);
+        *n += 1;
+        Ok(Some(*n))
+    }
+
+    async fn set_photo(
+        &self,
+        product_id: &str,
+        version: u64,
+        photo_key: &str,
+        thumb_key: &str,
+    ) -> Result<bool, StoreError> {
+        let mut rows = self.rows.lock().unwrap();
+        let Some(row) = rows.get_mut(product_id) else {
+            return Ok(false);
+        };
+        let p = &mut row.0;
+        if p.photo_version > version || (p.photo_version == version && p.thumb_key.is_some()) {
+            return Ok(false);
+        }
+        p.photo_key = photo_key.to_owned();
+        p.thumb_key = Some(thumb_key.to_owned());
+        p.photo_version = version;
+        Ok(true)
+    }
+}
+
+/// Objects by key; presigned URLs are `memory://{key}?expires={secs}` and are counted.
+#[derive(Default)]
+pub struct MemoryBucket {
+    pub objects: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
+    pub presigned: Mutex<usize>,
+}
+
+#[async_trait]
+impl PhotoBucket for MemoryBucket {
+    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (bytes, content_type.to_owned()));
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|o| o.0.clone())
+            .ok_or_else(|| StoreError::Aws {
+                operation: "S3 GetObject",
+                message: format!("NoSuchKey: {key}"),
+            })
+    }
+
+    async fn presign_get(&self, key: &str, ttl: std::time::Duration) -> Result<String, StoreError> {
+        *self.presigned.lock().unwrap() += 1;
+        Ok(format!("memory://{key}?expires={}", ttl.as_secs()))
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingJobQueue {
+    pub jobs: Mutex<Vec<PhotoJob>>,
+}
+
+#[async_trait]
+impl PhotoJobQueue for RecordingJobQueue {
+    async fn enqueue(&self, job: &PhotoJob) -> Result<(), StoreError> {
+        self.jobs.lock().unwrap().push(job.clone());
+        Ok(())
+    }
+}
+
+/// Job records: (status, worker, completed runs). Leases never expire here.
+#[derive(Default)]
+pub struct MemoryJobLog {
+    pub jobs: Mutex<BTreeMap<String, (String, String, u32)>>,
+}
+
+#[async_trait]
+impl JobLog for MemoryJobLog {
+    async fn claim(
+        &self,
+        job_id: &str,
+        worker: &str,
+        _lease_secs: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        match jobs.get(job_id) {
+            Some((status, _, _)) if status == "done" => Ok(Claim::AlreadyDone),
+            Some(_) => Ok(Claim::Busy),
+            None => {
+                jobs.insert(job_id.to_owned(), ("running".into(), worker.to_owned(), 0));
+                Ok(Claim::Acquired)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        job_id: &str,
+        _worker: &str,
+        _outcome: &str,
+    ) -> Result<(), StoreError> {
+        let mut jobs = self.jobs.lock().unwrap();
+        let job = jobs.get_mut(job_id).expect("completed after a claim");
+        job.0 = "done".into();
+        job.2 += 1;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingPhotoPublisher {
+    pub published: Mutex<Vec<ProductPhotoChanged>>,
+}
+
+#[async_trait]
+impl PhotoChangePublisher for RecordingPhotoPublisher {
+    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError> {
+        self.published.lock().unwrap().push(change.clone());
+        Ok(format!("msg-{}", change.change_id))
     }
 }

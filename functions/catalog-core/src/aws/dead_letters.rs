@@ -52,22 +52,27 @@ impl DeadLetters for SqsDeadLetters {
     async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         // SQS caps an attribute value with the message at 256 KB; a reason is a line.
         let reason: String = letter.reason.chars().take(1000).collect();
-        self.client
+        let mut send = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(&letter.body)
-            .message_group_id(letter.group_id.as_deref().unwrap_or("poison"))
-            .message_deduplication_id(&letter.message_id)
-            .set_message_attributes(Some(HashMap::from([
-                ("failureReason".to_owned(), string_attribute(&reason)),
-                (
-                    "sourceMessageId".to_owned(),
-                    string_attribute(&letter.message_id),
-                ),
-            ])))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("SQS SendMessage (dead-letter queue)", e))?;
+            .message_body(&letter.body);
+        // Only FIFO queues take (and require) a group and a deduplication id.
+        if self.queue_url.ends_with(".fifo") {
+            send = send
+                .message_group_id(letter.group_id.as_deref().unwrap_or("poison"))
+                .message_deduplication_id(&letter.message_id);
+        }
+        send.set_message_attributes(Some(HashMap::from([
+            ("failureReason".to_owned(), string_attribute(&reason)),
+            (
+                "sourceMessageId".to_owned(),
+                string_attribute(&letter.message_id),
+            ),
+        ])))
+        .send()
+        .await
+        .map_err(|e| StoreError::aws("SQS SendMessage (dead-letter queue)", e))?;
         Ok(())
     }
 }

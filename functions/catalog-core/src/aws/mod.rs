@@ -6,6 +6,7 @@ pub mod dead_letters;
 pub mod downstreams;
 pub mod guarded;
 pub mod item;
+pub mod jobs;
 pub mod photos;
 pub mod products;
 pub mod publisher;
@@ -15,11 +16,12 @@ pub use connections::{Connection, ConnectionStore, DynamoConnections};
 pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
 pub use downstreams::Downstreams;
 pub use guarded::Guarded;
+pub use jobs::{Claim, DynamoJobLog, JobLog};
 pub use photos::{PhotoBucket, PhotoJob, PhotoJobQueue, S3Photos, SqsPhotoJobs};
 pub use products::{
     CatalogReader, DynamoProducts, GeneratorStore, Page, PageKey, PhotoRecords, ProductStore,
 };
-pub use publisher::{ChangePublisher, SnsPublisher};
+pub use publisher::{ChangePublisher, PhotoChangePublisher, SnsPublisher};
 pub use push::{ManagementApiPusher, PushError, Pusher};
 
 /// A failed call to a downstream service, with the message the SDK gave.

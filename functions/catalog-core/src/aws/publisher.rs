@@ -3,12 +3,18 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
 use super::StoreError;
-use crate::ProductChanged;
+use crate::{ProductChanged, ProductPhotoChanged};
 
 #[async_trait]
 pub trait ChangePublisher: Send + Sync {
     /// Publishes one change; Ok means SNS accepted it.
     async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError>;
+}
+
+/// Publishes a photo change (the thumbnailer).
+#[async_trait]
+pub trait PhotoChangePublisher: Send + Sync {
+    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError>;
 }
 
 /// Publishes changes to the product-changes topic. Message attributes carry the
@@ -26,6 +32,29 @@ impl SnsPublisher {
             topic_arn: topic_arn.into(),
         }
     }
+
+    async fn publish_event(
+        &self,
+        event_type: &str,
+        product_id: &str,
+        change_id: &str,
+        body: String,
+    ) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .message(body)
+            // FIFO topic: one ordered group per product; SNS drops a re-published change id within 5 minutes.
+            .message_group_id(product_id)
+            .message_deduplication_id(change_id)
+            .message_attributes("eventType", string_attribute(event_type))
+            .message_attributes("productId", string_attribute(product_id))
+            .send()
+            .await
+            .map_err(|e| StoreError::aws("SNS Publish", e))?;
+        Ok(out.message_id.unwrap_or_default())
+    }
 }
 
 fn string_attribute(value: &str) -> MessageAttributeValue {
@@ -39,19 +68,25 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 #[async_trait]
 impl ChangePublisher for SnsPublisher {
     async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError> {
-        let out = self
-            .client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .message(change.to_json())
-            // FIFO topic: one ordered group per product; SNS drops a re-published change id within 5 minutes.
-            .message_group_id(&change.product_id)
-            .message_deduplication_id(&change.change_id)
-            .message_attributes("eventType", string_attribute(&change.event_type))
-            .message_attributes("productId", string_attribute(&change.product_id))
-            .send()
-            .await
-            .map_err(|e| StoreError::aws("SNS Publish", e))?;
-        Ok(out.message_id.unwrap_or_default())
+        self.publish_event(
+            &change.event_type,
+            &change.product_id,
+            &change.change_id,
+            change.to_json(),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl PhotoChangePublisher for SnsPublisher {
+    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError> {
+        self.publish_event(
+            &change.event_type,
+            &change.product_id,
+            &change.change_id,
+            change.to_json(),
+        )
+        .await
     }
 }

@@ -1,0 +1,74 @@
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error answer: `{"error": {"code": …, "message": …}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: `bad_limit`, `bad_cursor`, `product_not_found`, …
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    pub fn product_not_found(id: &str) -> Self {
+        Self::new(404, "product_not_found", format!("no product {id:?}"))
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut builder = Response::builder()
+            .status(self.status)
+            .header("content-type", "application/json");
+        if self.status == 401 {
+            builder = builder.header("www-authenticate", "Bearer");
+        }
+        builder
+            .body(Body::Text(
+                serde_json::to_string(&body).expect("an error body serializes"),
+            ))
+            .expect("a valid response")
+    }
+}
+
+impl From<catalog_core::aws::StoreError> for ApiError {
+    fn from(err: catalog_core::aws::StoreError) -> Self {
+        tracing::error!(error = %err, "downstream failed");
+        ApiError::new(
+            503,
+            "unavailable",
+            "the catalogue is unavailable; try again",
+        )
+    }
+}

@@ -1,0 +1,500 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use catalog_core::fakes::{product, MemoryBucket, MemoryProducts, RecordingJobQueue};
+use lambda_http::http;
+use serde_json::Value;
+
+use super::*;
+
+const SECRET: &[u8] = b"rest-api-test-secret-rest-api-test";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F'];
+
+/// 25 products: p-001..p-010 are tea, the rest coffee; p-001 has a thumbnail.
+fn api() -> RestApi {
+    let products = (1..=25).map(|i| {
+        let mut p = product(&format!("p-{i:03}"), 100 * i, i);
+        p.category = if i <= 10 { "tea" } else { "coffee" }.to_owned();
+        if i == 1 {
+            p.thumb_key = Some("photos/thumb/p-001/v0.png".to_owned());
+        }
+        p
+    });
+    RestApi {
+        products: Box::new(MemoryProducts::with(products)),
+        bucket: Box::new(MemoryBucket::default()),
+        jobs: Box::new(RecordingJobQueue::default()),
+        verifier: TokenVerifier::new(SECRET),
+        presigned: presign_cache_from(900),
+        max_photo_bytes: 1000,
+    }
+}
+
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let body = if body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(body.to_vec())
+    };
+    builder.body(body).unwrap()
+}
+
+fn token() -> String {
+    format!("Bearer {}", catalog_core::auth::issue(SECRET, "tester", 60))
+}
+
+async fn call(api: &RestApi, req: Request) -> (u16, Value, http::HeaderMap) {
+    let response = api.handle(&req).await;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body: &[u8] = response.body().as_ref();
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).expect("every body is JSON")
+    };
+    (status, json, headers)
+}
+
+async fn get(api: &RestApi, uri: &str) -> (u16, Value, http::HeaderMap) {
+    call(api, request("GET", uri, &[], b"")).await
+}
+
+#[tokio::test]
+async fn pages_walk_the_whole_catalogue_once_in_order() {
+    let api = api();
+    let mut seen = Vec::new();
+    let mut uri = "/products?limit=7".to_owned();
+    loop {
+        let (status, body, _) = get(&api, &uri).await;
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["productId"].as_str().unwrap().to_owned()),
+        );
+        match body["nextCursor"].as_str() {
+            Some(cursor) => uri = format!("/products?limit=7&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (1..=25).map(|i| format!("p-{i:03}")).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn category_filter_and_its_cursor() {
+    let api = api();
+    let (_, first, _) = get(&api, "/products?category=tea&limit=6").await;
+    assert!(first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["category"] == "tea"));
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let (status, second, _) = get(
+        &api,
+        &format!("/products?category=tea&limit=6&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(second["items"].as_array().unwrap().len(), 4);
+    assert_eq!(second["nextCursor"], Value::Null);
+    let (status, body, _) = get(&api, &format!("/products?category=coffee&cursor={cursor}")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_cursor"))
+    );
+}
+
+#[tokio::test]
+async fn bad_parameters_get_400_with_a_json_error() {
+    let api = api();
+    for (uri, code) in [
+        ("/products?limit=0", "bad_limit"),
+        ("/products?limit=101", "bad_limit"),
+        ("/products?limit=ten", "bad_limit"),
+        ("/products?cursor=garbage!", "bad_cursor"),
+        ("/products?category=a%20b", "bad_category"),
+        ("/products/p-001/photo?size=huge", "bad_size"),
+    ] {
+        let (status, body, headers) = get(&api, uri).await;
+        assert_eq!(status, 400, "{uri}");
+        assert_eq!(body["error"]["code"], code, "{uri}");
+        assert!(body["error"]["message"].as_str().unwrap().len() > 10);
+        assert_eq!(headers["content-type"], "application/json");
+    }
+}
+
+#[tokio::test]
+async fn unknown_products_routes_and_methods() {
+    let api = api();
+    assert_eq!(get(&api, "/products/p-999").await.0, 404);
+    assert_eq!(
+        get(&api, "/products/p-999").await.1["error"]["code"],
+        "product_not_found"
+    );
+    assert_eq!(get(&api, "/products/p-999/photo").await.0, 404);
+    assert_eq!(
+        get(&api, "/products/p-002/photo?size=thumb").await.1["error"]["code"],
+        "photo_not_found"
+    );
+    assert_eq!(
+        get(&api, "/nope").await.1["error"]["code"],
+        "route_not_found"
+    );
+    let (status, body, _) = call(&api, request("DELETE", "/products/p-001", &[], b"")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn photo_redirects_with_validators_and_reuses_the_presigned_url() {
+    let api = api();
+    let (status, _, first) = get(&api, "/products/p-001/photo?size=thumb").await;
+    assert_eq!(status, 302);
+    assert_eq!(first["x-presign-cache"], "miss");
+    let etag = first["etag"].to_str().unwrap().to_owned();
+    assert!(first["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    let (_, _, second) = get(&api, "/products/p-001/photo?size=thumb").await;
+    assert_eq!(second["x-presign-cache"], "hit");
+    assert_eq!(second["location"], first["location"]);
+
+    let conditional = request(
+        "GET",
+        "/products/p-001/photo?size=thumb",
+        &[("if-none-match", &etag)],
+        b"",
+    );
+    let (status, body, headers) = call(&api, conditional).await;
+    assert_eq!((status, body), (304, Value::Null));
+    assert_eq!(headers["etag"].to_str().unwrap(), etag);
+
+    let (_, _, full) = get(&api, "/products/p-001/photo").await;
+    assert_ne!(
+        full["etag"], first["etag"],
+        "each size has its own validator"
+    );
+}
+
+#[tokio::test]
+async fn upload_needs_a_token_and_an_image_within_the_limit() {
+    let api = api();
+    let auth = token();
+    let expired = format!("Bearer {}", catalog_core::auth::issue(SECRET, "t", -120));
+    let big = [PNG, &[0u8; 1000]].concat();
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Headers, &[u8], u16, &str); 7] = [
+        (&[("content-type", "image/png")], PNG, 401, "unauthorized"),
+        (
+            &[("authorization", &expired), ("content-type", "image/png")],
+            PNG,
+            401,
+            "unauthorized",
+        ),
+        (
+            &[("authorization", &auth), ("content-type", "text/plain")],
+            PNG,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            &[("authorization", &auth), ("content-type", "image/png")],
+            b"GIF89a....",
+            415,
+            "not_an_image",
+        ),
+        (
+            &[("authorization", &auth), ("content-type", "image/jpeg")],
+            PNG,
+            415,
+            "not_an_image",
+        ),
+        (
+            &[("authorization", &auth), ("content-type", "image/png")],
+            &big,
+            413,
+            "photo_too_large",
+        ),
+        (
+            &[("authorization", &auth), ("content-type", "image/png")],
+            b"",
+            400,
+            "empty_body",
+        ),
+    ];
+    for (headers, body, status, code) in cases {
+        let (got, json, response_headers) =
+            call(&api, request("PUT", "/products/p-003/photo", headers, body)).await;
+        assert_eq!((got, json["error"]["code"].as_str()), (status, Some(code)));
+        if status == 401 {
+            assert_eq!(response_headers["www-authenticate"], "Bearer");
+        }
+    }
+    let (status, _, _) = call(
+        &api,
+        request(
+            "PUT",
+            "/products/p-404/photo",
+            &[("authorization", &auth), ("content-type", "image/png")],
+            PNG,
+        ),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_accepted_upload_stores_the_original_and_queues_one_job() {
+    let bucket = std::sync::Arc::new(MemoryBucket::default());
+    let jobs = std::sync::Arc::new(RecordingJobQueue::default());
+    let mut api = api();
+    api.bucket = Box::new(SharedBucket(bucket.clone()));
+    api.jobs = Box::new(SharedJobs(jobs.clone()));
+    let auth = token();
+    for (body, content_type, version) in [(PNG, "image/png", 1), (JPEG, "image/jpeg", 2)] {
+        let req = request(
+            "PUT",
+            "/products/p-003/photo",
+            &[("authorization", &auth), ("content-type", content_type)],
+            body,
+        );
+        let (status, json, _) = call(&api, req).await;
+        assert_eq!(status, 202, "{json}");
+        assert_eq!(json["photoVersion"], version);
+        let key = json["photoKey"].as_str().unwrap();
+        assert_eq!(bucket.objects.lock().unwrap()[key].0, body);
+    }
+    let queued = jobs.jobs.lock().unwrap().clone();
+    assert_eq!(queued.len(), 2);
+    assert_eq!(queued[1].photo_key, "photos/original/p-003/v2.jpg");
+    assert_ne!(queued[0].job_id, queued[1].job_id);
+}
+
+struct SharedBucket(std::sync::Arc<MemoryBucket>);
+#[async_trait::async_trait]
+impl PhotoBucket for SharedBucket {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), catalog_core::aws::StoreError> {
+        self.0.put(key, bytes, content_type).await
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, catalog_core::aws::StoreError> {
+        self.0.get(key).await
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<String, catalog_core::aws::StoreError> {
+        self.0.presign_get(key, ttl).await
+    }
+}
+
+struct SharedJobs(std::sync::Arc<RecordingJobQueue>);
+#[async_trait::async_trait]
+impl PhotoJobQueue for SharedJobs {
+    async fn enqueue(&self, job: &PhotoJob) -> Result<(), catalog_core::aws::StoreError> {
+        self.0.enqueue(job).await
+    }
+}
+
+#[tokio::test]
+async fn a_real_http_api_event_is_routed_below_its_stage() {
+    let request =
+        lambda_http::request::from_str(include_str!("../fixtures/http-api-get-products.json"))
+            .unwrap();
+    let (status, body, _) = call(&api(), request).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["productId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p-001", "p-002"]);
+}
+
+/// The contract, both ways: every (route, method, status) the spec declares is produced
+/// by the implementation in one of these cases, every response the cases produce is
+/// declared, JSON bodies validate against the declared schema, declared headers are set.
+#[tokio::test]
+async fn implementation_and_openapi_spec_agree() {
+    let spec = serde_json::to_value(openapi()).unwrap();
+    let auth = token();
+    let png = [
+        ("authorization", auth.as_str()),
+        ("content-type", "image/png"),
+    ];
+    let thumb_etag = photo::etag("photos/thumb/p-001/v0.png");
+    let cases: Vec<(&str, &str, Request)> = vec![
+        (
+            "/products",
+            "get",
+            request("GET", "/products?limit=3", &[], b""),
+        ),
+        (
+            "/products",
+            "get",
+            request("GET", "/products?limit=500", &[], b""),
+        ),
+        (
+            "/products/{productId}",
+            "get",
+            request("GET", "/products/p-001", &[], b""),
+        ),
+        (
+            "/products/{productId}",
+            "get",
+            request("GET", "/products/p-777", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "get",
+            request("GET", "/products/p-001/photo?size=thumb", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "get",
+            request(
+                "GET",
+                "/products/p-001/photo?size=thumb",
+                &[("if-none-match", &thumb_etag)],
+                b"",
+            ),
+        ),
+        (
+            "/products/{productId}/photo",
+            "get",
+            request("GET", "/products/p-001/photo?size=xl", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "get",
+            request("GET", "/products/p-002/photo?size=thumb", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request("PUT", "/products/p-002/photo", &png, PNG),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request("PUT", "/products/p-002/photo", &png, b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request(
+                "PUT",
+                "/products/p-002/photo",
+                &[("content-type", "image/png")],
+                PNG,
+            ),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request("PUT", "/products/p-999/photo", &png, PNG),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request(
+                "PUT",
+                "/products/p-002/photo",
+                &png,
+                &[PNG, &[0u8; 2000]].concat(),
+            ),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request("PUT", "/products/p-002/photo", &png, b"hello"),
+        ),
+    ];
+    let api = api();
+    let mut produced = BTreeSet::new();
+    for (route, method, req) in cases {
+        let response = api.handle(&req).await;
+        let status = response.status().as_u16().to_string();
+        let declared = &spec["paths"][route][method]["responses"][&status];
+        assert!(
+            declared.is_object(),
+            "{method} {route} answered {status}, which the spec does not declare"
+        );
+        if let Some(headers) = declared["headers"].as_object() {
+            for name in headers.keys() {
+                assert!(
+                    response
+                        .headers()
+                        .contains_key(name.to_ascii_lowercase().as_str()),
+                    "{method} {route} {status}: header {name} is declared but not set"
+                );
+            }
+        }
+        if let Some(schema) = declared["content"]["application/json"]["schema"].as_object() {
+            let body: Value =
+                serde_json::from_slice(response.body().as_ref()).expect("a JSON body");
+            let mut root = Value::Object(schema.clone());
+            root["components"] = spec["components"].clone();
+            let validator = jsonschema::validator_for(&root).expect("the spec's schema compiles");
+            let errors: Vec<String> = validator
+                .iter_errors(&body)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{method} {route} {status}: body does not match the spec: {errors:?}\n{body}"
+            );
+        }
+        produced.insert((route.to_owned(), method.to_owned(), status));
+    }
+    let mut declared = BTreeSet::new();
+    for (route, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in operation["responses"].as_object().unwrap().keys() {
+                declared.insert((route.clone(), method.clone(), status.clone()));
+            }
+        }
+    }
+    let untested: Vec<_> = declared.difference(&produced).collect();
+    assert!(
+        untested.is_empty(),
+        "declared in the spec but never produced: {untested:?}"
+    );
+}
+
+/// `openapi.yaml` at the repository root is the generated spec, never edited by hand.
+/// `UPDATE_OPENAPI=1 cargo test -p rest-api openapi_yaml` rewrites it.
+#[test]
+fn openapi_yaml_is_the_generated_spec() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.yaml");
+    let generated = format!(
+        "# Generated from functions/rest-api (utoipa); do not edit. Regenerate: UPDATE_OPENAPI=1 cargo test -p rest-api openapi_yaml\n{}",
+        openapi().to_yaml().unwrap()
+    );
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(committed == generated, "openapi.yaml differs from the code; regenerate it with UPDATE_OPENAPI=1 cargo test -p rest-api openapi_yaml");
+    let spec: BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(serde_json::to_value(openapi()).unwrap()).unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+}

@@ -1,0 +1,206 @@
+//! The photo-jobs worker. Each job makes one thumbnail: the job log gives a job to one
+//! worker at a time and remembers finished jobs, so a redelivered or duplicated message
+//! is never processed twice. A job that can never succeed (unreadable message, corrupt
+//! image) goes to the dead-letter queue with its reason.
+
+use std::io::Cursor;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use catalog_core::aws::{
+    photos, Claim, DeadLetter, DeadLetters, JobLog, PhotoBucket, PhotoChangePublisher, PhotoJob,
+    PhotoRecords, StoreError,
+};
+use catalog_core::change::PRODUCT_PHOTO_CHANGED;
+use catalog_core::ProductPhotoChanged;
+use tracing::{info, info_span, warn, Instrument};
+
+/// The longest side of a thumbnail, in pixels.
+pub const THUMB_SIDE: u32 = 64;
+
+/// Decodes a JPEG or PNG and returns a PNG thumbnail that fits in `side`×`side`.
+pub fn make_thumbnail(original: &[u8], side: u32) -> Result<Vec<u8>, image::ImageError> {
+    let picture = image::load_from_memory(original)?;
+    let thumb = picture.thumbnail(side, side);
+    let mut out = Cursor::new(Vec::new());
+    thumb.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error("not a photo job: {0}")]
+    Unreadable(String),
+    #[error("the original {key} is not a readable image: {reason}")]
+    CorruptImage { key: String, reason: String },
+    #[error("another worker holds job {0}; it returns to the queue")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl JobError {
+    fn is_poison(&self) -> bool {
+        matches!(
+            self,
+            JobError::Unreadable(_) | JobError::CorruptImage { .. }
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobCounts {
+    pub received: usize,
+    pub made: usize,
+    pub already_done: usize,
+    pub superseded: usize,
+    pub dead_lettered: usize,
+    pub failed: usize,
+}
+
+pub struct Thumbnailer {
+    pub bucket: Box<dyn PhotoBucket>,
+    pub products: Box<dyn PhotoRecords>,
+    pub jobs: Box<dyn JobLog>,
+    pub publisher: Box<dyn PhotoChangePublisher>,
+    pub dead_letters: Box<dyn DeadLetters>,
+    /// How long a claim keeps other workers off a job; after that a crashed worker's job can be taken over.
+    pub lease_secs: i64,
+    /// How long the URLs in `ProductPhotoChanged` stay valid.
+    pub url_ttl: Duration,
+}
+
+impl Thumbnailer {
+    pub async fn handle_batch(
+        &self,
+        event: SqsEvent,
+        worker: &str,
+    ) -> (SqsBatchResponse, JobCounts) {
+        let mut counts = JobCounts {
+            received: event.records.len(),
+            ..JobCounts::default()
+        };
+        let mut response = SqsBatchResponse::default();
+        for record in &event.records {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let span = info_span!("job", message_id = %message_id, job_id = tracing::field::Empty);
+            let result = self
+                .handle_record(record, worker, &mut counts)
+                .instrument(span.clone())
+                .await;
+            let Err(err) = result else { continue };
+            let settled = if err.is_poison() {
+                let letter = DeadLetter {
+                    message_id: message_id.clone(),
+                    body: record.body.clone().unwrap_or_default(),
+                    group_id: None,
+                    reason: err.to_string(),
+                };
+                match self.dead_letters.send(&letter).await {
+                    Ok(()) => {
+                        counts.dead_lettered += 1;
+                        span.in_scope(
+                            || warn!(reason = %err, "job moved to the dead-letter queue"),
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        span.in_scope(|| warn!(reason = %err, error = %e, "job could not be dead-lettered; it returns to the queue"));
+                        false
+                    }
+                }
+            } else {
+                span.in_scope(|| warn!(error = %err, "job failed; it returns to the queue"));
+                false
+            };
+            if !settled {
+                counts.failed += 1;
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        (response, counts)
+    }
+
+    async fn handle_record(
+        &self,
+        record: &SqsMessage,
+        worker: &str,
+        counts: &mut JobCounts,
+    ) -> Result<(), JobError> {
+        let job: PhotoJob = serde_json::from_str(record.body.as_deref().unwrap_or(""))
+            .map_err(|e| JobError::Unreadable(e.to_string()))?;
+        tracing::Span::current().record("job_id", job.job_id.as_str());
+        match self
+            .jobs
+            .claim(&job.job_id, worker, self.lease_secs)
+            .await?
+        {
+            Claim::Acquired => {}
+            Claim::AlreadyDone => {
+                counts.already_done += 1;
+                info!(job_id = %job.job_id, "job already done; redelivery skipped");
+                return Ok(());
+            }
+            Claim::Busy => return Err(JobError::Busy(job.job_id)),
+        }
+        let original = self.bucket.get(&job.photo_key).await?;
+        let thumb = match make_thumbnail(&original, THUMB_SIDE) {
+            Ok(thumb) => thumb,
+            Err(e) => {
+                // Finished, unsuccessfully: a retry would fail the same way.
+                self.jobs
+                    .complete(&job.job_id, worker, "corrupt-image")
+                    .await?;
+                return Err(JobError::CorruptImage {
+                    key: job.photo_key,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let thumb_key = photos::thumb_key(&job.product_id, job.photo_version);
+        self.bucket.put(&thumb_key, thumb, "image/png").await?;
+        let current = self
+            .products
+            .set_photo(
+                &job.product_id,
+                job.photo_version,
+                &job.photo_key,
+                &thumb_key,
+            )
+            .await?;
+        if current {
+            let change = ProductPhotoChanged {
+                event_type: PRODUCT_PHOTO_CHANGED.to_owned(),
+                change_id: job.job_id.clone(),
+                product_id: job.product_id.clone(),
+                photo_version: job.photo_version,
+                full_url: self
+                    .bucket
+                    .presign_get(&job.photo_key, self.url_ttl)
+                    .await?,
+                thumb_url: self.bucket.presign_get(&thumb_key, self.url_ttl).await?,
+                urls_expire_at: chrono::Utc::now() + self.url_ttl,
+                changed_at: chrono::Utc::now(),
+            };
+            self.publisher.publish_photo(&change).await?;
+            counts.made += 1;
+            info!(product_id = %job.product_id, version = job.photo_version, thumb_key, "thumbnail made and announced");
+        } else {
+            counts.superseded += 1;
+            info!(product_id = %job.product_id, version = job.photo_version, "a newer photo is current; thumbnail kept, not announced");
+        }
+        self.jobs
+            .complete(
+                &job.job_id,
+                worker,
+                if current { "made" } else { "superseded" },
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use catalog_core::aws::{
+    clients, DynamoJobLog, DynamoProducts, S3Photos, SnsPublisher, SqsDeadLetters,
+};
+use catalog_core::config;
+use catalog_core::metrics::MetricSet;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use thumbnailer::Thumbnailer;
+use tracing::{info, info_span, Instrument};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    catalog_core::telemetry::init();
+    let sdk = clients::sdk_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let thumbnailer = Thumbnailer {
+        bucket: Box::new(S3Photos::new(
+            clients::s3_client(&sdk),
+            config::required("PHOTOS_BUCKET")?,
+        )),
+        products: Box::new(DynamoProducts::new(
+            dynamo.clone(),
+            config::required("PRODUCTS_TABLE")?,
+        )),
+        jobs: Box::new(DynamoJobLog::new(
+            dynamo,
+            config::required("PHOTO_JOBS_TABLE")?,
+        )),
+        publisher: Box::new(SnsPublisher::new(
+            aws_sdk_sns::Client::new(&sdk),
+            config::required("CHANGES_TOPIC_ARN")?,
+        )),
+        dead_letters: Box::new(SqsDeadLetters::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config::required("DEAD_LETTER_QUEUE_URL")?,
+        )),
+        lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
+        url_ttl: Duration::from_secs(config::parsed_or("PHOTO_URL_TTL_SECONDS", 3600)?),
+    };
+    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
+    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "thumbnailer".to_owned())?;
+    let (thumbnailer, namespace, function_name) = (&thumbnailer, &namespace, &function_name);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let request_id = event.context.request_id.clone();
+        let span =
+            info_span!("invocation", request_id = %request_id, jobs = event.payload.records.len());
+        async move {
+            let (response, counts) = thumbnailer.handle_batch(event.payload, &request_id).await;
+            info!(?counts, "batch done");
+            MetricSet::new(namespace, function_name)
+                .count("PhotoJobsReceived", counts.received)
+                .count("ThumbnailsMade", counts.made)
+                .count("PhotoJobsAlreadyDone", counts.already_done)
+                .count("PhotoJobsSuperseded", counts.superseded)
+                .count("PhotoJobsDeadLettered", counts.dead_lettered)
+                .count("PhotoJobsFailed", counts.failed)
+                .emit();
+            Ok::<SqsBatchResponse, Error>(response)
+        }
+        .instrument(span)
+        .await
+    }))
+    .await
+}
