@@ -105,10 +105,25 @@ build_functions() {
   (cd "$ROOT" && cargo build --workspace --bins --quiet "$@")
 }
 
+# The local stack's token-signing key: generated once into .local/auth-secret (never committed).
+auth_secret() {
+  local file="$STATE/auth-secret"
+  if [[ ! -s "$file" ]]; then
+    (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(48))' > "$file")
+  fi
+  cat "$file"
+}
+
+# A token for the local stack, valid for `$1` seconds (default 12 h).
+local_token() {
+  AUTH_TOKEN_SECRET="$(auth_secret)" "$BIN_DIR/catalog-token" --subject "${USER:-dev}" --ttl "${1:-43200}"
+}
+
 # Deploys template.yaml; extra arguments are template parameters as KEY=VALUE.
 deploy_stack() {
   # The address Lambdas use to reach the management API; differs from ours when they run in containers (LocalStack).
-  local params=(--param "ManagementEndpointBase=${MANAGEMENT_ENDPOINT_BASE:-$AWS_ENDPOINT_URL}")
+  local params=(--param "ManagementEndpointBase=${MANAGEMENT_ENDPOINT_BASE:-$AWS_ENDPOINT_URL}"
+    --param "AuthTokenSecret=$(auth_secret)")
   for kv in "$@"; do params+=(--param "$kv"); done
   say "deploying template.yaml as stack $STACK"
   "$VENV/bin/python" "$ROOT/infra/deploy.py" --stack "$STACK" --bin-dir "$BIN_DIR" --outputs "$OUTPUTS" "${params[@]}"
@@ -137,8 +152,14 @@ fault_proxy_start() {
   die "the fault proxy did not start (see $STATE/fault-proxy.log)"
 }
 
+# The REST API's local base URL (the LocalStack-compatible path; both emulators serve it).
+local_rest_url() {
+  echo "$AWS_ENDPOINT_URL/_aws/execute-api/$(output RestApiId)/$(output RestApiStageName)"
+}
+
 seed_catalogue() {
   say "seeding the catalogue"
   PRODUCTS_TABLE="$(output ProductsTableName)" PHOTOS_BUCKET="$(output PhotosBucketName)" \
+    PHOTO_JOBS_QUEUE_URL="$(output PhotoJobsQueueUrl)" \
     RUST_LOG=warn "$BIN_DIR/catalog-seed"
 }

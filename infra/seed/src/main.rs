@@ -2,10 +2,14 @@
 //! PNG photo for each in the photos bucket. Idempotent: existing products keep
 //! their current state and version, existing photos are not rewritten.
 //!
-//! Usage: PRODUCTS_TABLE=… PHOTOS_BUCKET=… catalog-seed
+//! Each product without a thumbnail gets a job on the photo-jobs queue, like an upload.
+//!
+//! Usage: PRODUCTS_TABLE=… PHOTOS_BUCKET=… PHOTO_JOBS_QUEUE_URL=… catalog-seed
 
 use aws_sdk_s3::primitives::ByteStream;
-use catalog_core::aws::{clients, DynamoProducts};
+use catalog_core::aws::{
+    clients, CatalogReader, DynamoProducts, PhotoJob, PhotoJobQueue, SqsPhotoJobs,
+};
 use catalog_core::{config, Product};
 
 const CATEGORIES: [(&str, [u8; 3], [&str; 10]); 6] = [
@@ -166,7 +170,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let bucket = config::required("PHOTOS_BUCKET")?;
     let s3 = clients::s3_client(&sdk);
-    let (mut inserted, mut photos) = (0, 0);
+    let jobs = SqsPhotoJobs::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        config::required("PHOTO_JOBS_QUEUE_URL")?,
+    );
+    let (mut inserted, mut photos, mut queued) = (0, 0, 0);
     for (index, product) in catalogue().iter().enumerate() {
         if products.insert_if_absent(product).await? {
             inserted += 1;
@@ -192,9 +200,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             photos += 1;
         }
+        let stored = products.product(&product.product_id).await?;
+        if let Some(stored) = stored.filter(|p| p.thumb_key.is_none() && p.photo_version == 0) {
+            jobs.enqueue(&PhotoJob::new(&stored.product_id, &stored.photo_key, 0))
+                .await?;
+            queued += 1;
+        }
     }
     println!(
-        "seeded {} products ({inserted} new), {photos} new photos",
+        "seeded {} products ({inserted} new), {photos} new photos, {queued} thumbnail jobs queued",
         catalogue().len()
     );
     Ok(())

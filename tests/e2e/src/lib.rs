@@ -17,18 +17,28 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+pub mod http;
+
 pub struct Stack {
     pub outputs: BTreeMap<String, String>,
+    /// The WebSocket URL with a valid `?token=`.
     pub ws_url: String,
+    /// The WebSocket URL as the stack gives it, without a token.
+    pub ws_url_without_token: String,
+    /// The REST API's base URL (`…/v1`).
+    pub rest_url: String,
+    pub auth_secret: String,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sns: aws_sdk_sns::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Stack {
-    /// Reads the outputs `infra/deploy.py` wrote. `STACK_OUTPUTS` and `WS_URL` are set by scripts/test.
+    /// Reads the outputs `infra/deploy.py` wrote. `STACK_OUTPUTS`, `WS_URL`, `REST_URL` and
+    /// `AUTH_TOKEN_SECRET` are set by scripts/test.
     pub async fn load() -> Stack {
         let path = std::env::var("STACK_OUTPUTS").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../.local/outputs.json").to_owned()
@@ -38,18 +48,35 @@ impl Stack {
         });
         let outputs: BTreeMap<String, String> =
             serde_json::from_str(&text).expect("outputs are a JSON object");
-        let ws_url = std::env::var("WS_URL")
-            .expect("WS_URL is the stack's WebSocket URL; scripts/test sets it");
+        let env = |name: &str| {
+            std::env::var(name)
+                .unwrap_or_else(|_| panic!("{name} is not set; scripts/test sets it"))
+        };
+        let ws_url_without_token = env("WS_URL");
+        let auth_secret = env("AUTH_TOKEN_SECRET");
+        let token = catalog_core::auth::issue(auth_secret.as_bytes(), "e2e", 3600);
         let sdk = clients::sdk_config().await;
         Stack {
             outputs,
-            ws_url,
+            ws_url: format!("{ws_url_without_token}?token={token}"),
+            ws_url_without_token,
+            rest_url: env("REST_URL"),
+            auth_secret,
+            s3: clients::s3_client(&sdk),
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sns: aws_sdk_sns::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
         }
+    }
+
+    /// A fresh `Authorization` header value for the REST API.
+    pub fn bearer(&self) -> String {
+        format!(
+            "Bearer {}",
+            catalog_core::auth::issue(self.auth_secret.as_bytes(), "e2e", 600)
+        )
     }
 
     pub fn output(&self, key: &str) -> &str {
