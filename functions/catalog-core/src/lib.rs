@@ -15,6 +15,7 @@ pub mod frames;
 pub mod generate;
 pub mod metrics;
 pub mod product;
+pub mod rate;
 pub mod telemetry;
 pub mod version;
 

@@ -6,6 +6,7 @@ use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use catalog_core::auth::{bearer, TokenVerifier};
 use catalog_core::aws::{ConnectionStore, ProductStore, PushError, Pusher, StoreError};
 use catalog_core::frames::{ClientFrame, ServerFrame};
+use catalog_core::rate::RateLimiter;
 use catalog_core::telemetry::truncated;
 use tracing::{info, warn};
 
@@ -35,6 +36,8 @@ pub enum RouteOutcome {
     FrameRefused,
     /// The client was gone before the reply reached it; its record was removed.
     ReplyGone,
+    /// Over the per-connection frame rate: answered with a `rate_limited` error frame.
+    RateLimited,
 }
 
 impl RouteOutcome {
@@ -48,10 +51,11 @@ impl RouteOutcome {
             RouteOutcome::SnapshotSent => "SnapshotsSent",
             RouteOutcome::FrameRefused => "FramesRefused",
             RouteOutcome::ReplyGone => "RepliesGone",
+            RouteOutcome::RateLimited => "FramesRateLimited",
         }
     }
 
-    pub const ALL: [RouteOutcome; 7] = [
+    pub const ALL: [RouteOutcome; 8] = [
         RouteOutcome::Connected,
         RouteOutcome::ConnectRefused,
         RouteOutcome::Disconnected,
@@ -59,6 +63,7 @@ impl RouteOutcome {
         RouteOutcome::SnapshotSent,
         RouteOutcome::FrameRefused,
         RouteOutcome::ReplyGone,
+        RouteOutcome::RateLimited,
     ];
 }
 
@@ -68,6 +73,8 @@ pub struct WsHandler<C, P, U> {
     pub pusher: U,
     /// Checks the token a `$connect` carries (`?token=` or `Authorization: Bearer`).
     pub verifier: TokenVerifier,
+    /// Frames per connection (a token bucket in this container).
+    pub limiter: RateLimiter,
     /// How long a connection record lives without a `$disconnect` (API Gateway closes connections after 2 h).
     pub connection_ttl_secs: i64,
 }
@@ -113,6 +120,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                 RouteOutcome::Connected
             }
             "$disconnect" => {
+                self.limiter.forget(connection_id);
                 self.connections.remove(connection_id).await?;
                 info!(
                     connection_id,
@@ -135,6 +143,15 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
         connection_id: &str,
         body: &str,
     ) -> Result<RouteOutcome, RouteError> {
+        if !self.limiter.allow(connection_id, std::time::Instant::now()) {
+            let frame = ServerFrame::Error {
+                code: "rate_limited".to_owned(),
+                message: "too many frames from this connection; slow down".to_owned(),
+            };
+            return self
+                .reply(connection_id, vec![frame], RouteOutcome::RateLimited)
+                .await;
+        }
         let (outcome, replies) = match ClientFrame::parse(body) {
             Ok(ClientFrame::Subscribe { product_ids }) => {
                 if self
@@ -170,6 +187,15 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                 (RouteOutcome::FrameRefused, vec![ServerFrame::error(&err)])
             }
         };
+        self.reply(connection_id, replies, outcome).await
+    }
+
+    async fn reply(
+        &self,
+        connection_id: &str,
+        replies: Vec<ServerFrame>,
+        outcome: RouteOutcome,
+    ) -> Result<RouteOutcome, RouteError> {
         for reply in replies {
             match self.pusher.push(connection_id, &reply.to_json()).await {
                 Ok(()) => {}

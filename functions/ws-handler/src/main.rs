@@ -22,6 +22,10 @@ async fn main() -> Result<(), Error> {
         products,
         pusher,
         verifier: catalog_core::auth::TokenVerifier::from_env()?,
+        limiter: catalog_core::rate::RateLimiter::new(
+            config::parsed_or("WS_MESSAGES_PER_SECOND", 10.0)?,
+            config::parsed_or("WS_MESSAGE_BURST", 20)?,
+        ),
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
     let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;

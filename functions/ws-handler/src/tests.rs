@@ -14,6 +14,7 @@ fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
         ),
         pusher: RecordingPusher::default(),
         verifier: catalog_core::auth::TokenVerifier::new(SECRET),
+        limiter: catalog_core::rate::RateLimiter::new(1000.0, 1000),
         connection_ttl_secs: 7200,
     }
 }
@@ -199,4 +200,32 @@ async fn connect_without_a_valid_token_is_refused_before_anything_is_written() {
             "no record for a refused connect"
         );
     }
+}
+
+#[tokio::test]
+async fn frames_over_the_per_connection_rate_get_a_rate_limited_error_frame() {
+    let mut h = handler();
+    h.limiter = catalog_core::rate::RateLimiter::new(0.01, 3);
+    h.handle(&connect()).await.unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.push(
+            h.handle(&message(r#"{"action":"subscribe"}"#))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        [
+            RouteOutcome::Subscribed,
+            RouteOutcome::Subscribed,
+            RouteOutcome::Subscribed,
+            RouteOutcome::RateLimited,
+            RouteOutcome::RateLimited
+        ]
+    );
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames[4]["code"], "rate_limited");
+    assert!(frames[4]["message"].as_str().unwrap().contains("slow down"));
 }

@@ -265,6 +265,19 @@ impl Stack {
         lines
     }
 
+    /// The current value of one of a function's environment variables.
+    pub async fn function_env(&self, function_output: &str, name: &str) -> Option<String> {
+        self.lambda
+            .get_function_configuration()
+            .function_name(self.output(function_output))
+            .send()
+            .await
+            .expect("config")
+            .environment
+            .and_then(|e| e.variables)
+            .and_then(|mut vars| vars.remove(name))
+    }
+
     /// Sets extra environment variables on a function (merged into what the template set).
     /// The emulator restarts the function's process, as Lambda starts new environments.
     pub async fn set_function_env(&self, function_output: &str, vars: &[(&str, Option<&str>)]) {

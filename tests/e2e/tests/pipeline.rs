@@ -375,3 +375,54 @@ async fn scripts_redrive_moves_a_dead_letter_back_and_it_is_applied() {
         "it left the DLQ"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn a_client_over_its_frame_rate_gets_rate_limited_error_frames() {
+    let stack = Stack::load().await;
+    let names = ["WS_MESSAGES_PER_SECOND", "WS_MESSAGE_BURST"];
+    let mut previous = Vec::new();
+    for name in names {
+        previous.push(stack.function_env("WebSocketFunctionName", name).await);
+    }
+    stack
+        .set_function_env(
+            "WebSocketFunctionName",
+            &[(names[0], Some("0.2")), (names[1], Some("3"))],
+        )
+        .await;
+    let client = WsClient::connect(&stack.ws_url).await;
+    for _ in 0..8 {
+        client.send(r#"{"action":"subscribe"}"#);
+    }
+    client
+        .wait_for("a reply to each frame", Duration::from_secs(30), |f| {
+            f.len() == 8
+        })
+        .await;
+    let frames = client.frames();
+    let limited = frames
+        .iter()
+        .filter(|f| f["type"] == "error" && f["code"] == "rate_limited")
+        .count();
+    let subscribed = frames.iter().filter(|f| f["type"] == "subscribed").count();
+    let restore: Vec<(&str, Option<&str>)> = names
+        .iter()
+        .zip(&previous)
+        .map(|(n, v)| (*n, v.as_deref()))
+        .collect();
+    stack
+        .set_function_env("WebSocketFunctionName", &restore)
+        .await;
+    client.close().await;
+    // Burst 3 per warm container: frames beyond it are refused (more containers, more burst).
+    assert!(
+        limited >= 1,
+        "none of 8 quick frames was rate limited: {frames:?}"
+    );
+    assert_eq!(
+        subscribed + limited,
+        8,
+        "each frame got one reply: {frames:?}"
+    );
+}
