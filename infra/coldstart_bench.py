@@ -25,6 +25,8 @@ FIXTURES = {
     "GeneratorFunctionName": ("generator", ROOT / "functions/generator/fixtures/eventbridge-scheduled-event.json"),
     "ConsumerFunctionName": ("consumer", ROOT / "functions/consumer/fixtures/sqs-event.json"),
     "WebSocketFunctionName": ("ws-handler", ROOT / "functions/ws-handler/fixtures/connect.json"),
+    "RestApiFunctionName": ("rest-api", ROOT / "functions/rest-api/fixtures/http-api-get-products.json"),
+    "ThumbnailerFunctionName": ("thumbnailer", ROOT / "functions/thumbnailer/fixtures/sqs-photo-job.json"),
 }
 
 
@@ -45,7 +47,10 @@ class RuntimeApi(http.server.BaseHTTPRequestHandler):
             return
         if RuntimeApi.handed_out.is_set():
             RuntimeApi.done.wait(30)  # the bench ends the process after the first invocation
-            self.send_error(503)
+            try:
+                self.send_error(503)
+            except BrokenPipeError:
+                pass  # the process is gone already, as intended
             return
         RuntimeApi.handed_out.set()
         self.send_response(200)
