@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::aws::{
-    CatalogReader, ChangePublisher, Claim, Connection, ConnectionStore, DeadLetter, DeadLetters,
-    GeneratorStore, JobLog, Page, PageKey, PhotoBucket, PhotoChangePublisher, PhotoJob,
-    PhotoJobQueue, PhotoRecords, ProductStore, PushError, Pusher, StoreError,
+    CatalogReader, ChangeLog, ChangePublisher, Claim, Connection, ConnectionStore, DeadLetter,
+    DeadLetters, GeneratorStore, JobLog, LogEntry, Page, PageKey, PhotoBucket,
+    PhotoChangePublisher, PhotoJob, PhotoJobQueue, PhotoRecords, ProductStore, PushError, Pusher,
+    StoreError,
 };
 use crate::generate::ProductState;
 use crate::version::{classify, Classification};
@@ -472,5 +473,47 @@ impl PhotoChangePublisher for RecordingPhotoPublisher {
     async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError> {
         self.published.lock().unwrap().push(change.clone());
         Ok(format!("msg-{}", change.change_id))
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryChangeLog {
+    pub entries: Mutex<Vec<LogEntry>>,
+}
+
+#[async_trait]
+impl ChangeLog for MemoryChangeLog {
+    async fn append(
+        &self,
+        event_type: &str,
+        product_id: &str,
+        data: &str,
+    ) -> Result<u64, StoreError> {
+        let mut entries = self.entries.lock().unwrap();
+        let seq = entries.len() as u64 + 1;
+        entries.push(LogEntry {
+            seq,
+            event_type: event_type.to_owned(),
+            product_id: product_id.to_owned(),
+            data: data.to_owned(),
+            logged_at_ms: chrono::Utc::now().timestamp_millis(),
+        });
+        Ok(seq)
+    }
+
+    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn head(&self) -> Result<u64, StoreError> {
+        Ok(self.entries.lock().unwrap().len() as u64)
     }
 }

@@ -168,6 +168,17 @@ impl ServerFrame {
         }
     }
 
+    /// The frame's `type`, which is also its SSE `event:` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerFrame::ProductChanged { .. } => "productChanged",
+            ServerFrame::ProductPhotoChanged { .. } => "productPhotoChanged",
+            ServerFrame::Subscribed { .. } => "subscribed",
+            ServerFrame::Snapshot { .. } => "snapshot",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+
     /// The product a frame is about, for frames about one product.
     pub fn product_id(&self) -> Option<&str> {
         match self {

@@ -4,8 +4,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::aws::{
-    Connection, ConnectionStore, DeadLetter, DeadLetters, ProductStore, PushError, Pusher,
-    StoreError,
+    ChangeLog, Connection, ConnectionStore, DeadLetter, DeadLetters, ProductStore, PushError,
+    Pusher, StoreError,
 };
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::telemetry::truncated;
@@ -60,19 +60,23 @@ enum RecordError {
     Push { failed: usize, attempted: usize },
 }
 
-pub struct Consumer<P, C, U, D> {
+pub struct Consumer<P, C, U, D, L> {
     pub products: P,
     pub connections: C,
     pub pusher: U,
     /// Where poison messages go at once, with their reason.
     pub dead_letters: D,
+    /// Every pushed event, numbered, for the SSE stream and its resume.
+    pub change_log: L,
     /// How many PostToConnection calls run at once.
     pub push_concurrency: usize,
     /// Test-only failures; inert unless built with the `fault-injection` feature.
     pub faults: faults::Faults,
 }
 
-impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P, C, U, D> {
+impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLog>
+    Consumer<P, C, U, D, L>
+{
     /// Handles one SQS batch. A poison message (undeserializable, unknown type,
     /// impossible values) goes straight to the dead-letter queue with its reason.
     /// Any other failure is reported on its own (`ReportBatchItemFailures`), so only
@@ -171,7 +175,18 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
                 ServerFrame::photo_changed(&change)
             }
         };
-        self.push_to_subscribers(&frame, connections, counts).await
+        // Logged before the push: if logging fails the message returns and is logged on
+        // redelivery (a duplicate is logged and pushed again; clients drop versions they have).
+        let frame_json = frame.to_json();
+        self.change_log
+            .append(
+                frame.type_name(),
+                frame.product_id().unwrap_or_default(),
+                &frame_json,
+            )
+            .await?;
+        self.push_to_subscribers(&frame, &frame_json, connections, counts)
+            .await
     }
 
     /// Applies a product change; the frame to push, or `None` if it was stale.
@@ -207,6 +222,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
     async fn push_to_subscribers(
         &self,
         frame: &ServerFrame,
+        frame_json: &str,
         connections: &mut Option<Vec<Connection>>,
         counts: &mut BatchCounts,
     ) -> Result<(), RecordError> {
@@ -220,12 +236,11 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters> Consumer<P,
             .iter()
             .filter(|c| wants(c.product_ids.as_ref(), product_id))
             .collect();
-        let frame = frame.to_json();
         let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
             .map(|c| async {
                 (
                     c.connection_id.clone(),
-                    self.pusher.push(&c.connection_id, &frame).await,
+                    self.pusher.push(&c.connection_id, frame_json).await,
                 )
             })
             .buffer_unordered(self.push_concurrency.max(1))

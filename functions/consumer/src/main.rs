@@ -25,6 +25,11 @@ async fn main() -> Result<(), Error> {
             aws_sdk_sqs::Client::new(&sdk),
             config::required("DEAD_LETTER_QUEUE_URL")?,
         ),
+        change_log: catalog_core::aws::DynamoChangeLog::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            config::required("CHANGE_LOG_TABLE")?,
+            config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
+        ),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
         faults: Faults::from_env(),
     };

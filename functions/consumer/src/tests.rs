@@ -10,7 +10,13 @@ use catalog_core::ProductChanged;
 
 use super::*;
 
-type TestConsumer = Consumer<MemoryProducts, MemoryConnections, RecordingPusher, MemoryDeadLetters>;
+type TestConsumer = Consumer<
+    MemoryProducts,
+    MemoryConnections,
+    RecordingPusher,
+    MemoryDeadLetters,
+    catalog_core::fakes::MemoryChangeLog,
+>;
 
 fn consumer() -> TestConsumer {
     Consumer {
@@ -22,6 +28,7 @@ fn consumer() -> TestConsumer {
         connections: MemoryConnections::default(),
         pusher: RecordingPusher::default(),
         dead_letters: MemoryDeadLetters::default(),
+        change_log: Default::default(),
         push_concurrency: 4,
         faults: Default::default(),
     }
@@ -268,4 +275,35 @@ async fn a_photo_change_is_pushed_to_its_subscribers_without_touching_the_produc
     assert_eq!(frames[0]["thumbUrl"], photo.thumb_url.as_str());
     assert!(c.pusher.frames("p2-watcher").is_empty());
     assert_eq!(c.products.all_products().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn every_pushed_event_is_logged_in_order_with_its_frame() {
+    let c = consumer();
+    let first = change("p-001", 1, 1299, 40);
+    let second = change("p-002", 1, 500, 3);
+    c.handle_batch(event(&[
+        first.to_json(),
+        "{bad".into(),
+        second.to_json(),
+        first.to_json(),
+    ]))
+    .await;
+    let log = c.change_log.entries.lock().unwrap().clone();
+    let logged: Vec<(u64, &str, &str)> = log
+        .iter()
+        .map(|e| (e.seq, e.event_type.as_str(), e.product_id.as_str()))
+        .collect();
+    // The redelivered change is logged again (at least once); the poison message is not.
+    assert_eq!(
+        logged,
+        [
+            (1, "productChanged", "p-001"),
+            (2, "productChanged", "p-002"),
+            (3, "productChanged", "p-001")
+        ]
+    );
+    let data: serde_json::Value = serde_json::from_str(&log[0].data).unwrap();
+    assert_eq!(data["changeId"], first.change_id.as_str());
+    assert_eq!(data["type"], "productChanged");
 }

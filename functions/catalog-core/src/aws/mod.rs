@@ -1,5 +1,6 @@
 //! AWS adapters. Each sits behind a small trait so handler logic is tested with fakes.
 
+pub mod change_log;
 pub mod clients;
 pub mod connections;
 pub mod dead_letters;
@@ -12,6 +13,7 @@ pub mod products;
 pub mod publisher;
 pub mod push;
 
+pub use change_log::{ChangeLog, DynamoChangeLog, LogEntry};
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
 pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
 pub use downstreams::Downstreams;

@@ -40,7 +40,11 @@ async fn main() {
     let mut etags = Vec::new();
     for id in &ids {
         let (ms, response) = timed(&format!("{base}/products/{id}/photo"), &[], 302).await;
-        assert_eq!(response.header("x-presign-cache"), Some("miss"), "{id}: expected a cache miss");
+        assert_eq!(
+            response.header("x-presign-cache"),
+            Some("miss"),
+            "{id}: expected a cache miss"
+        );
         miss.push(ms);
         etags.push(response.header("etag").unwrap().to_owned());
     }
@@ -53,14 +57,16 @@ async fn main() {
             not_modified.push(timed(&url, &[("if-none-match", etag)], 304).await.0);
             product.push(timed(&format!("{base}/products/{id}"), &[], 200).await.0);
         }
-        page.push(timed(&format!("{base}/products?limit=20"), &[], 200).await.0);
+        page.push(
+            timed(&format!("{base}/products?limit=20"), &[], 200)
+                .await
+                .0,
+        );
     }
     // The work the cache saves, in process: signing a GET URL (what a miss does) against a
     // cache lookup (what a hit does), per call.
-    let bucket = catalog_core::aws::S3Photos::new(
-        stack.s3.clone(),
-        stack.output("PhotosBucketName"),
-    );
+    let bucket =
+        catalog_core::aws::S3Photos::new(stack.s3.clone(), stack.output("PhotosBucketName"));
     let cache = rest_api::presign_cache_from(900);
     let calls = 2000;
     let started = Instant::now();
