@@ -157,6 +157,21 @@ local_rest_url() {
   echo "$AWS_ENDPOINT_URL/_aws/execute-api/$(output RestApiId)/$(output RestApiStageName)"
 }
 
+# The SSE stream and the live page (infra/local-server), on 127.0.0.1:$LOCAL_SERVER_PORT.
+LOCAL_SERVER_PORT="${LOCAL_SERVER_PORT:-4600}"
+local_server_start() {
+  CHANGE_LOG_TABLE="$(output ChangeLogTableName)" REST_URL="$(local_rest_url)" PORT="$LOCAL_SERVER_PORT" \
+    RUST_LOG=warn "$BIN_DIR/local-server" >"$STATE/local-server.log" 2>&1 &
+  local pid=$!
+  on_exit "kill $pid 2>/dev/null"
+  for _ in $(seq 1 40); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$LOCAL_SERVER_PORT/config.json" 2>/dev/null && return
+    kill -0 "$pid" 2>/dev/null || { cat "$STATE/local-server.log" >&2; die "the local server exited"; }
+    sleep 0.25
+  done
+  die "the local server did not start (see $STATE/local-server.log)"
+}
+
 seed_catalogue() {
   say "seeding the catalogue"
   PRODUCTS_TABLE="$(output ProductsTableName)" PHOTOS_BUCKET="$(output PhotosBucketName)" \

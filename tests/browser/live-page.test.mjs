@@ -1,0 +1,78 @@
+// Browser test of the live catalogue page, in Debian's headless Chromium driven by
+// playwright-core: open the page on the running local stack, wait for the grid, trigger
+// a change (one generator run), and see the changed cards show the new price and stock.
+// A screenshot is saved as a test artifact (.local/artifacts/live-page.png).
+//
+//   PAGE_URL=http://127.0.0.1:4600/ node tests/browser/live-page.test.mjs   (scripts/test runs it)
+import { chromium } from "playwright-core";
+import { mkdirSync, readFileSync, copyFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
+const pageUrl = process.env.PAGE_URL || "http://127.0.0.1:4600/";
+const endpoint = (process.env.AWS_ENDPOINT_URL || "http://127.0.0.1:4566").replace(/\/$/, "");
+const outputs = JSON.parse(readFileSync(join(root, ".local/outputs.json"), "utf8"));
+const artifacts = join(root, ".local/artifacts");
+mkdirSync(artifacts, { recursive: true });
+
+const money = (cents, currency) =>
+  new Intl.NumberFormat("en-GB", { style: "currency", currency }).format(cents / 100);
+
+async function runGenerator() {
+  const response = await fetch(
+    `${endpoint}/2015-03-31/functions/${outputs.GeneratorFunctionName}/invocations`,
+    { method: "POST", body: readFileSync(join(root, "functions/generator/fixtures/eventbridge-scheduled-event.json")) },
+  );
+  const report = await response.json();
+  if (!Array.isArray(report.published) || report.published.length === 0) {
+    throw new Error(`the generator published nothing: ${JSON.stringify(report)}`);
+  }
+  return report.published;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+let failed = false;
+const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
+try {
+  await page.goto(pageUrl);
+  await page.waitForSelector("#grid[data-loaded=true] .card", { timeout: 30_000 });
+  const cards = await page.locator(".card").count();
+  if (cards !== 60) throw new Error(`expected 60 product cards, found ${cards}`);
+  await page.waitForSelector('#status[data-state="live"]', { timeout: 30_000 });
+  console.log(`grid loaded with ${cards} cards; stream live`);
+
+  const published = await runGenerator();
+  for (const change of published) {
+    const card = page.locator(`.card[data-product-id="${change.productId}"]`);
+    const currency = await card.getAttribute("data-currency");
+    const price = money(change.current.priceCents, currency);
+    const stock = change.current.stock > 0 ? `${change.current.stock} in stock` : "out of stock";
+    await page.waitForFunction(
+      ({ id, version }) => Number(document.querySelector(`.card[data-product-id="${id}"]`)?.dataset.version) >= version,
+      { id: change.productId, version: change.version },
+      { timeout: 30_000 },
+    );
+    const shown = [await card.locator(".price").textContent(), await card.locator(".stock").textContent()];
+    if (shown[0] !== price || shown[1] !== stock) {
+      throw new Error(`${change.productId} v${change.version}: shows ${shown.join(" / ")}, expected ${price} / ${stock}`);
+    }
+    console.log(`${change.productId} v${change.version}: ${price}, ${stock}`);
+  }
+  await page.locator(`.card[data-product-id="${published[0].productId}"]`).evaluate((el) => el.classList.add("flash"));
+  await page.screenshot({ path: join(artifacts, "live-page.png") });
+  if (process.env.UPDATE_SCREENSHOT) copyFileSync(join(artifacts, "live-page.png"), join(root, "docs/live-page.png"));
+  console.log(`ok: ${published.length} changed cards show their new price and stock; screenshot .local/artifacts/live-page.png`);
+} catch (err) {
+  failed = true;
+  console.error(`FAILED: ${err.message}`);
+  await page.screenshot({ path: join(artifacts, "live-page-failure.png") }).catch(() => {});
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
