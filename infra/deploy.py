@@ -137,6 +137,23 @@ def post_deploy(template, stack, cfn):
                 sys.exit(f"{logical_id} ({name}) was created without code (CodeSize 0)")
 
 
+def upload_website(outputs):
+    """The live page into the website bucket, with a config.json that names this stack's
+    REST API and SSE stream (in AWS; locally infra/local-server serves web/ itself)."""
+    bucket = outputs.get("WebsiteBucketName")
+    if not bucket:
+        return
+    s3 = client("s3")
+    types = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+    for path in sorted((ROOT / "web").iterdir()):
+        if path.is_file():
+            s3.put_object(Bucket=bucket, Key=path.name, Body=path.read_bytes(),
+                          ContentType=types.get(path.suffix, "application/octet-stream"))
+    config = {"restUrl": outputs.get("RestApiUrl", ""), "sseUrl": outputs.get("SseUrl", "")}
+    s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(config).encode(), ContentType="application/json")
+    log(f"live page uploaded to s3://{bucket} ({outputs.get('WebsiteUrl', '')})")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stack", default="live-catalogue")
@@ -157,6 +174,7 @@ def main():
     stack = deploy(cfn, args.stack, json.dumps(template), params)
     post_deploy(template, args.stack, cfn)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    upload_website(outputs)
     pathlib.Path(args.outputs).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.outputs).write_text(json.dumps(outputs, indent=2) + "\n")
     log(f"outputs written to {args.outputs}")

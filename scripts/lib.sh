@@ -161,7 +161,7 @@ local_rest_url() {
 LOCAL_SERVER_PORT="${LOCAL_SERVER_PORT:-4600}"
 local_server_start() {
   CHANGE_LOG_TABLE="$(output ChangeLogTableName)" REST_URL="$(local_rest_url)" PORT="$LOCAL_SERVER_PORT" \
-    RUST_LOG=warn "$BIN_DIR/local-server" >"$STATE/local-server.log" 2>&1 &
+    SSE_SESSION_SECONDS="${SSE_SESSION_SECONDS:-300}" RUST_LOG=warn "$BIN_DIR/local-server" >"$STATE/local-server.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null"
   for _ in $(seq 1 40); do

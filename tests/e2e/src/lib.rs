@@ -27,6 +27,8 @@ pub struct Stack {
     pub ws_url_without_token: String,
     /// The REST API's base URL (`…/v1`).
     pub rest_url: String,
+    /// The SSE stream (infra/local-server's `/events` locally).
+    pub sse_url: String,
     pub auth_secret: String,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -61,6 +63,7 @@ impl Stack {
             ws_url: format!("{ws_url_without_token}?token={token}"),
             ws_url_without_token,
             rest_url: env("REST_URL"),
+            sse_url: env("SSE_URL"),
             auth_secret,
             s3: clients::s3_client(&sdk),
             dynamo: aws_sdk_dynamodb::Client::new(&sdk),

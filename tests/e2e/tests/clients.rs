@@ -1,0 +1,279 @@
+//! The clients people run: the SSE stream with Last-Event-ID resume, and the two
+//! JavaScript echo clients, spawned as processes and read through their output.
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use e2e::{eventually, Published, Stack};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// One SSE connection, read in the background: (id, event, data) per event.
+struct SseConnection {
+    events: Arc<Mutex<Vec<(u64, String, String)>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl SseConnection {
+    async fn open(url: &str, last_event_id: Option<u64>) -> SseConnection {
+        let rest = url.strip_prefix("http://").expect("an http:// SSE URL");
+        let (authority, path) = rest.split_at(rest.find('/').unwrap());
+        let mut stream = TcpStream::connect(authority)
+            .await
+            .expect("connect to the SSE stream");
+        let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let events: Arc<Mutex<Vec<(u64, String, String)>>> = Arc::default();
+        let sink = events.clone();
+        let reader = tokio::spawn(async move {
+            let mut text = String::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(end) = text.find("\n\n") {
+                    let block: String = text.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().to_owned())
+                    };
+                    if let (Some(id), Some(event), Some(data)) =
+                        (field("id:"), field("event:"), field("data:"))
+                    {
+                        sink.lock()
+                            .unwrap()
+                            .push((id.parse().unwrap(), event, data));
+                    }
+                }
+            }
+        });
+        SseConnection { events, reader }
+    }
+
+    fn events(&self) -> Vec<(u64, String, String)> {
+        self.events.lock().unwrap().clone()
+    }
+
+    async fn wait_for_changes(&self, changes: &[Published]) {
+        eventually("the changes on the SSE stream", WAIT, || async {
+            let events = self.events();
+            changes
+                .iter()
+                .all(|c| events.iter().any(|e| e.2.contains(&c.change_id)))
+        })
+        .await;
+    }
+
+    /// Drops the connection, as a client whose network went away.
+    fn drop_connection(self) {
+        self.reader.abort();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and infra/local-server: scripts/test runs it"]
+async fn sse_resumes_after_a_dropped_connection_without_gap_or_duplicate() {
+    let stack = Stack::load().await;
+    let first = SseConnection::open(&stack.sse_url, None).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = stack.run_generator().await;
+    first.wait_for_changes(&before).await;
+    let seen_first = first.events();
+    let last_id = seen_first.last().unwrap().0;
+    first.drop_connection();
+
+    // Changes made while the client is away.
+    let mut during = stack.run_generator().await;
+    during.extend(stack.run_generator().await);
+    let second = SseConnection::open(&stack.sse_url, Some(last_id)).await;
+    second.wait_for_changes(&during).await;
+
+    let ids: Vec<u64> = seen_first
+        .iter()
+        .chain(second.events().iter())
+        .map(|e| e.0)
+        .collect();
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no event twice: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "ids run on without a gap across the reconnect: {ids:?}"
+    );
+    assert!(second.events().iter().all(|e| e.0 > last_id));
+    assert!(seen_first
+        .iter()
+        .chain(second.events().iter())
+        .all(|e| e.1 == "productChanged" || e.1 == "productPhotoChanged"));
+
+    // A filtered stream only carries its products.
+    let one = during[0].product_id.clone();
+    let url = format!("{}?productIds={one}", stack.sse_url);
+    let filtered = SseConnection::open(&url, Some(last_id)).await;
+    eventually("the filtered resume", WAIT, || async {
+        filtered
+            .events()
+            .iter()
+            .any(|e| e.2.contains(&during[0].change_id))
+    })
+    .await;
+    assert!(filtered
+        .events()
+        .iter()
+        .all(|e| e.2.contains(&format!("\"productId\":\"{one}\""))));
+    second.drop_connection();
+    filtered.drop_connection();
+}
+
+/// A spawned echo client and the lines it printed (stdout and stderr).
+struct EchoClient {
+    child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl EchoClient {
+    fn spawn(script: &str, env: &[(&str, &str)]) -> EchoClient {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let mut command = tokio::process::Command::new("node");
+        command
+            .arg(format!("{root}/clients/{script}"))
+            .current_dir(root)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("node runs the echo client");
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let lines = lines.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        EchoClient { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    async fn wait_for(&self, what: &str, check: impl Fn(&[String]) -> bool) {
+        eventually(what, WAIT, || async { check(&self.lines()) }).await;
+    }
+}
+
+fn printed_each(lines: &[String], changes: &[Published]) -> bool {
+    changes.iter().all(|c| {
+        lines.iter().any(|l| {
+            l.contains(&c.change_id)
+                && l.contains(&c.product_id)
+                && l.contains(&format!(" v{} ", c.version))
+        })
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and infra/local-server: scripts/test runs it"]
+async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
+    let stack = Stack::load().await;
+    let before: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();
+    let ws = EchoClient::spawn("ws-echo.mjs", &[("WS_URL", &stack.ws_url)]);
+    let sse = EchoClient::spawn("sse-echo.mjs", &[("SSE_URL", &stack.sse_url)]);
+    ws.wait_for("ws-echo subscribed", |l| {
+        l.iter().any(|l| l.contains("subscribed to every product"))
+    })
+    .await;
+    sse.wait_for("sse-echo connected", |l| {
+        l.iter().any(|l| l.contains("connected to"))
+    })
+    .await;
+
+    let changes = stack.run_generator().await;
+    ws.wait_for("ws-echo printed every change", |l| {
+        printed_each(l, &changes)
+    })
+    .await;
+    sse.wait_for("sse-echo printed every change", |l| {
+        printed_each(l, &changes)
+    })
+    .await;
+    assert!(
+        ws.lines().iter().all(|l| !l.contains("error")),
+        "{:?}",
+        ws.lines()
+    );
+
+    // The server drops the WebSocket client: it reconnects and subscribes again.
+    let mine: Vec<String> = stack
+        .connection_ids()
+        .await
+        .into_iter()
+        .filter(|id| !before.contains(id))
+        .collect();
+    assert_eq!(mine.len(), 1, "the echo client's connection: {mine:?}");
+    let sdk = catalog_core::aws::clients::sdk_config().await;
+    let endpoint = format!(
+        "{}/_aws/execute-api/{}/{}",
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into()),
+        stack.output("WebSocketApiId"),
+        stack.output("WebSocketStageName")
+    );
+    catalog_core::aws::clients::management_client(&sdk, &endpoint)
+        .delete_connection()
+        .connection_id(&mine[0])
+        .send()
+        .await
+        .expect("DeleteConnection");
+    ws.wait_for("ws-echo reconnected and re-subscribed", |l| {
+        l.iter()
+            .filter(|l| l.contains("subscribed to every product"))
+            .count()
+            >= 2
+    })
+    .await;
+    // The SSE client resumes with Last-Event-ID when its session ends (scripts/test runs
+    // the local stream with short sessions).
+    sse.wait_for("sse-echo resumed", |l| {
+        l.iter().any(|l| l.contains("after event"))
+    })
+    .await;
+
+    let after = stack.run_generator().await;
+    ws.wait_for("ws-echo printed the changes after reconnecting", |l| {
+        printed_each(l, &after)
+    })
+    .await;
+    sse.wait_for("sse-echo printed the changes after resuming", |l| {
+        printed_each(l, &after)
+    })
+    .await;
+    let sse_ids: Vec<u64> = sse
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix('#')?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        sse_ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "sse-echo saw every id once, in order: {sse_ids:?}"
+    );
+    drop(ws.child);
+    drop(sse.child);
+}
