@@ -2,13 +2,12 @@
 //! new state to every subscribed WebSocket client; `ProductPhotoChanged` events
 //! (already recorded by the thumbnailer) are pushed as they are.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::aws::{
-    ChangeLog, Connection, ConnectionStore, DeadLetter, DeadLetters, ProductStore, PushError,
-    Pusher, StoreError,
+    dead_letter_record, retry_later, ChangeLog, Connection, ConnectionStore, DeadLetters,
+    ProductStore, PushError, Pusher, StoreError,
 };
 use catalog_core::frames::{wants, ServerFrame};
-use catalog_core::telemetry::truncated;
 use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -103,7 +102,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             let dead_lettered = match &err {
                 RecordError::Malformed(reason) => {
                     counts.malformed += 1;
-                    self.dead_letter(record, &message_id, reason)
+                    dead_letter_record(&self.dead_letters, record, &reason.to_string())
                         .instrument(span)
                         .await
                 }
@@ -116,37 +115,10 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                 }
             };
             if !dead_lettered {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message_id;
-                response.batch_item_failures.push(failure);
+                response.batch_item_failures.push(retry_later(message_id));
             }
         }
         (response, counts)
-    }
-
-    /// Moves a poison message to the dead-letter queue; false if that failed and it must be retried.
-    async fn dead_letter(
-        &self,
-        record: &SqsMessage,
-        message_id: &str,
-        reason: &ChangeError,
-    ) -> bool {
-        let letter = DeadLetter {
-            message_id: message_id.to_owned(),
-            body: record.body.clone().unwrap_or_default(),
-            group_id: record.attributes.get("MessageGroupId").cloned(),
-            reason: reason.to_string(),
-        };
-        match self.dead_letters.send(&letter).await {
-            Ok(()) => {
-                warn!(reason = %reason, body = truncated(&letter.body, 300), "poison message moved to the dead-letter queue");
-                true
-            }
-            Err(e) => {
-                warn!(reason = %reason, error = %e, "poison message could not be dead-lettered; it returns to the queue");
-                false
-            }
-        }
     }
 
     async fn handle_record(

@@ -6,10 +6,10 @@
 use std::io::Cursor;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::aws::{
-    photos, Claim, DeadLetter, DeadLetters, JobLog, PhotoBucket, PhotoChangePublisher, PhotoJob,
-    PhotoRecords, StoreError,
+    dead_letter_record, photos, retry_later, Claim, DeadLetters, JobLog, PhotoBucket,
+    PhotoChangePublisher, PhotoJob, PhotoRecords, StoreError,
 };
 use catalog_core::change::PRODUCT_PHOTO_CHANGED;
 use catalog_core::ProductPhotoChanged;
@@ -90,34 +90,19 @@ impl Thumbnailer {
                 .await;
             let Err(err) = result else { continue };
             let settled = if err.is_poison() {
-                let letter = DeadLetter {
-                    message_id: message_id.clone(),
-                    body: record.body.clone().unwrap_or_default(),
-                    group_id: None,
-                    reason: err.to_string(),
-                };
-                match self.dead_letters.send(&letter).await {
-                    Ok(()) => {
-                        counts.dead_lettered += 1;
-                        span.in_scope(
-                            || warn!(reason = %err, "job moved to the dead-letter queue"),
-                        );
-                        true
-                    }
-                    Err(e) => {
-                        span.in_scope(|| warn!(reason = %err, error = %e, "job could not be dead-lettered; it returns to the queue"));
-                        false
-                    }
-                }
+                let moved =
+                    dead_letter_record(self.dead_letters.as_ref(), record, &err.to_string())
+                        .instrument(span)
+                        .await;
+                counts.dead_lettered += usize::from(moved);
+                moved
             } else {
                 span.in_scope(|| warn!(error = %err, "job failed; it returns to the queue"));
                 false
             };
             if !settled {
                 counts.failed += 1;
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message_id;
-                response.batch_item_failures.push(failure);
+                response.batch_item_failures.push(retry_later(message_id));
             }
         }
         (response, counts)

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use catalog_core::aws::{CatalogReader, StoreError};
+use catalog_core::aws::{CatalogReader, DeadLetter, StoreError};
 use catalog_core::fakes::{
     product, MemoryBucket, MemoryDeadLetters, MemoryJobLog, MemoryProducts, RecordingPhotoPublisher,
 };

@@ -15,7 +15,7 @@ pub mod push;
 
 pub use change_log::{ChangeLog, DynamoChangeLog, LogEntry};
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
-pub use dead_letters::{DeadLetter, DeadLetters, SqsDeadLetters};
+pub use dead_letters::{dead_letter_record, retry_later, DeadLetter, DeadLetters, SqsDeadLetters};
 pub use downstreams::Downstreams;
 pub use guarded::Guarded;
 pub use jobs::{Claim, DynamoJobLog, JobLog};
