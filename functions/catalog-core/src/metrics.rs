@@ -31,6 +31,31 @@ struct Metric {
     values: Vec<f64>,
 }
 
+/// Where a function's metrics go: read once per container from `METRICS_NAMESPACE` and
+/// `AWS_LAMBDA_FUNCTION_NAME` (the Lambda runtime sets it; `default_name` elsewhere).
+#[derive(Clone, Debug)]
+pub struct MetricsTarget {
+    namespace: String,
+    function_name: String,
+}
+
+impl MetricsTarget {
+    pub fn from_env(default_name: &str) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            namespace: crate::config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?,
+            function_name: crate::config::parsed_or(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                default_name.to_owned(),
+            )?,
+        })
+    }
+
+    /// An empty set for one invocation.
+    pub fn set(&self) -> MetricSet {
+        MetricSet::new(&self.namespace, &self.function_name)
+    }
+}
+
 /// The metrics of one invocation, in one namespace, with `FunctionName` as dimension.
 #[derive(Clone, Debug)]
 pub struct MetricSet {

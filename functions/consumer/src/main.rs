@@ -1,7 +1,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use catalog_core::aws::{clients, Downstreams, SqsDeadLetters};
 use catalog_core::config;
-use catalog_core::metrics::MetricSet;
+use catalog_core::metrics::MetricsTarget;
 use consumer::{faults::Faults, Consumer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
@@ -33,9 +33,8 @@ async fn main() -> Result<(), Error> {
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
         faults: Faults::from_env(),
     };
-    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
-    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "consumer".to_owned())?;
-    let (consumer, namespace, function_name) = (&consumer, &namespace, &function_name);
+    let metrics_target = MetricsTarget::from_env("consumer")?;
+    let (consumer, metrics_target) = (&consumer, &metrics_target);
     let (dynamo_breaker, management_breaker) = (&dynamo_breaker, &management_breaker);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let span = info_span!("invocation", request_id = %event.context.request_id, messages = event.payload.records.len());
@@ -53,7 +52,7 @@ async fn main() -> Result<(), Error> {
                 pushes_failed = counts.pushes_failed,
                 "batch done"
             );
-            let mut metrics = MetricSet::new(namespace, function_name);
+            let mut metrics = metrics_target.set();
             counts.add_to(&mut metrics);
             metrics.breaker("DynamoDb", dynamo_breaker).breaker("ManagementApi", management_breaker);
             metrics.emit();

@@ -1,7 +1,7 @@
 use catalog_core::auth::TokenVerifier;
 use catalog_core::aws::{clients, DynamoProducts, S3Photos, SqsPhotoJobs};
 use catalog_core::config;
-use catalog_core::metrics::MetricSet;
+use catalog_core::metrics::MetricsTarget;
 use lambda_http::{service_fn, Error, Request, RequestExt};
 use rest_api::{presign_cache_from, RestApi};
 use tracing::{info_span, Instrument};
@@ -27,9 +27,8 @@ async fn main() -> Result<(), Error> {
         presigned: presign_cache_from(config::parsed_or("PHOTO_URL_TTL_SECONDS", 900)?),
         max_photo_bytes: config::parsed_or("MAX_PHOTO_BYTES", 4_000_000)?,
     };
-    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
-    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "rest-api".to_owned())?;
-    let (api, namespace, function_name) = (&api, &namespace, &function_name);
+    let metrics_target = MetricsTarget::from_env("rest-api")?;
+    let (api, metrics_target) = (&api, &metrics_target);
     lambda_http::run(service_fn(move |request: Request| async move {
         let span = info_span!(
             "invocation",
@@ -41,7 +40,7 @@ async fn main() -> Result<(), Error> {
             let started = std::time::Instant::now();
             let response = api.handle(&request).await;
             let status = response.status().as_u16();
-            let mut metrics = MetricSet::new(namespace, function_name);
+            let mut metrics = metrics_target.set();
             metrics
                 .count("Requests", 1)
                 .count("ClientErrors", usize::from((400..500).contains(&status)))

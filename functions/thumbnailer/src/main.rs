@@ -5,7 +5,7 @@ use catalog_core::aws::{
     clients, DynamoJobLog, DynamoProducts, S3Photos, SnsPublisher, SqsDeadLetters,
 };
 use catalog_core::config;
-use catalog_core::metrics::MetricSet;
+use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use thumbnailer::Thumbnailer;
 use tracing::{info, info_span, Instrument};
@@ -39,9 +39,8 @@ async fn main() -> Result<(), Error> {
         lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
         url_ttl: Duration::from_secs(config::parsed_or("PHOTO_URL_TTL_SECONDS", 3600)?),
     };
-    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
-    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "thumbnailer".to_owned())?;
-    let (thumbnailer, namespace, function_name) = (&thumbnailer, &namespace, &function_name);
+    let metrics_target = MetricsTarget::from_env("thumbnailer")?;
+    let (thumbnailer, metrics_target) = (&thumbnailer, &metrics_target);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let request_id = event.context.request_id.clone();
         let span =
@@ -49,7 +48,8 @@ async fn main() -> Result<(), Error> {
         async move {
             let (response, counts) = thumbnailer.handle_batch(event.payload, &request_id).await;
             info!(?counts, "batch done");
-            MetricSet::new(namespace, function_name)
+            metrics_target
+                .set()
                 .count("PhotoJobsReceived", counts.received)
                 .count("ThumbnailsMade", counts.made)
                 .count("PhotoJobsAlreadyDone", counts.already_done)

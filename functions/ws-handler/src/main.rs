@@ -1,7 +1,7 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use catalog_core::aws::{clients, Downstreams};
 use catalog_core::config;
-use catalog_core::metrics::MetricSet;
+use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};
 use ws_handler::{RouteOutcome, WsHandler};
@@ -28,9 +28,8 @@ async fn main() -> Result<(), Error> {
         ),
         connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
     };
-    let namespace = config::parsed_or("METRICS_NAMESPACE", "LiveCatalogue".to_owned())?;
-    let function_name = config::parsed_or("AWS_LAMBDA_FUNCTION_NAME", "ws-handler".to_owned())?;
-    let (handler, namespace, function_name) = (&handler, &namespace, &function_name);
+    let metrics_target = MetricsTarget::from_env("ws-handler")?;
+    let (handler, metrics_target) = (&handler, &metrics_target);
     let (dynamo_breaker, management_breaker) = (&dynamo_breaker, &management_breaker);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
@@ -44,7 +43,7 @@ async fn main() -> Result<(), Error> {
             async move {
                 let mut response = ApiGatewayProxyResponse::default();
                 let outcome = handler.handle(&event.payload).await;
-                let mut metrics = MetricSet::new(namespace, function_name);
+                let mut metrics = metrics_target.set();
                 for kind in RouteOutcome::ALL {
                     metrics.count(
                         kind.metric_name(),
