@@ -277,3 +277,92 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
     drop(ws.child);
     drop(sse.child);
 }
+
+/// The cloud path of the stream: the sse-stream Lambda behind its function URL. MiniStack
+/// hands a streamed response over only when the invocation ends, so the session is made
+/// short here and the whole stream is read at once.
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn the_sse_lambda_serves_the_same_events_through_its_function_url() {
+    let stack = Stack::load().await;
+    let url_id = stack
+        .output("SseUrl")
+        .split("://")
+        .nth(1)
+        .and_then(|host| host.split('.').next())
+        .expect("a function URL host")
+        .to_owned();
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let url = format!("{endpoint}/_aws/lambda-url/{url_id}/");
+    let previous = stack
+        .function_env("SseFunctionName", "SSE_SESSION_SECONDS")
+        .await;
+    stack
+        .set_function_env("SseFunctionName", &[("SSE_SESSION_SECONDS", Some("2"))])
+        .await;
+
+    let head = {
+        let item = stack
+            .dynamo
+            .get_item()
+            .table_name(stack.output("ChangeLogTableName"))
+            .key(
+                "stream",
+                aws_sdk_dynamodb::types::AttributeValue::S("counter".into()),
+            )
+            .key(
+                "seq",
+                aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default();
+        item.get("next")
+            .and_then(|v| v.as_n().ok())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let published = stack.run_generator().await;
+    for p in &published {
+        eventually(&format!("{} applied", p.change_id), WAIT, || async {
+            stack.product(&p.product_id).await.version >= p.version
+        })
+        .await;
+    }
+    let head_value = head.to_string();
+    let response = e2e::http::get(&url, &[("last-event-id", &head_value)]).await;
+    let refused = e2e::http::get(&url, &[("last-event-id", "yesterday")]).await;
+    stack
+        .set_function_env(
+            "SseFunctionName",
+            &[("SSE_SESSION_SECONDS", previous.as_deref())],
+        )
+        .await;
+
+    assert_eq!(
+        response.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    let text = String::from_utf8_lossy(&response.body).to_string();
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: ")?.parse().ok())
+        .collect();
+    assert_eq!(ids.first(), Some(&(head + 1)), "{text}");
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    for p in &published {
+        assert!(
+            text.contains(&p.change_id),
+            "{} is in the stream",
+            p.change_id
+        );
+    }
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.json()["error"]["code"], "bad_request");
+}
