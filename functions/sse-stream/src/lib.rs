@@ -112,13 +112,27 @@ impl Default for SessionConfig {
     }
 }
 
+/// What one session sent, for its log line and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub events: usize,
+    pub heartbeats: usize,
+    /// Whether the client left before the session's time was up.
+    pub client_left: bool,
+}
+
 /// Streams events to `out` until the session's time is up or the client is gone.
 pub async fn run_session(
     log: &dyn ChangeLog,
     request: &SseRequest,
     config: SessionConfig,
     out: mpsc::Sender<String>,
-) -> Result<(), StoreError> {
+) -> Result<SessionSummary, StoreError> {
+    let mut summary = SessionSummary::default();
+    let left = SessionSummary {
+        client_left: true,
+        ..SessionSummary::default()
+    };
     let start = match request.last_event_id {
         Some(id) => id,
         None => log.head().await?,
@@ -133,7 +147,7 @@ pub async fn run_session(
         .await
         .is_err()
     {
-        return Ok(());
+        return Ok(left);
     }
     let mut quiet_since = Instant::now();
     while Instant::now() < ends {
@@ -144,24 +158,32 @@ pub async fn run_session(
                 continue;
             }
             if out.send(format_event(&entry)).await.is_err() {
-                return Ok(());
+                return Ok(SessionSummary {
+                    client_left: true,
+                    ..summary
+                });
             }
+            summary.events += 1;
             quiet_since = Instant::now();
         }
         if quiet_since.elapsed() >= config.heartbeat {
             if out.send(": heartbeat\n\n".to_owned()).await.is_err() {
-                return Ok(());
+                return Ok(SessionSummary {
+                    client_left: true,
+                    ..summary
+                });
             }
+            summary.heartbeats += 1;
             quiet_since = Instant::now();
         }
         if !full_page {
             tokio::select! {
                 _ = tokio::time::sleep(config.poll) => {}
-                _ = out.closed() => return Ok(()),
+                _ = out.closed() => return Ok(SessionSummary { client_left: true, ..summary }),
             }
         }
     }
-    Ok(())
+    Ok(summary)
 }
 
 #[cfg(test)]

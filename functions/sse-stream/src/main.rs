@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use catalog_core::aws::{clients, DynamoChangeLog};
 use catalog_core::config;
+use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::streaming::{channel, Response};
 use lambda_runtime::{service_fn, Error, LambdaEvent, MetadataPrelude};
 use sse_stream::{run_session, SessionConfig, SseRequest};
@@ -26,7 +27,10 @@ async fn main() -> Result<(), Error> {
         max_duration: Duration::from_secs(config::parsed_or("SSE_SESSION_SECONDS", 50)?),
         ..SessionConfig::default()
     };
+    // Sessions outlive the handler call (they stream after it returns), so they borrow for 'static.
     let log: &'static DynamoChangeLog = Box::leak(Box::new(log));
+    let metrics_target: &'static MetricsTarget =
+        Box::leak(Box::new(MetricsTarget::from_env("sse-stream")?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<LambdaFunctionUrlRequest>| async move {
         let span = info_span!("invocation", request_id = %event.context.request_id);
         async move {
@@ -43,9 +47,25 @@ async fn main() -> Result<(), Error> {
                     info!(last_event_id = ?request.last_event_id, "session starts");
                     let (tx, mut rx) = mpsc::channel::<String>(64);
                     tokio::spawn(async move {
-                        if let Err(e) = run_session(log, &request, session, tx).await {
-                            warn!(error = %e, "session ended by a change-log failure");
+                        let started = std::time::Instant::now();
+                        let result = run_session(log, &request, session, tx).await;
+                        let mut metrics = metrics_target.set();
+                        match result {
+                            Ok(summary) => {
+                                info!(?summary, "session ended");
+                                metrics
+                                    .count("SseEventsSent", summary.events)
+                                    .count("SseHeartbeats", summary.heartbeats)
+                                    .count("SseSessionErrors", 0);
+                            }
+                            Err(e) => {
+                                warn!(error = %e, "session ended by a change-log failure");
+                                metrics.count("SseSessionErrors", 1);
+                            }
                         }
+                        metrics
+                            .milliseconds("SseSessionMs", &[started.elapsed().as_secs_f64() * 1000.0])
+                            .emit();
                     });
                     tokio::spawn(async move {
                         while let Some(chunk) = rx.recv().await {

@@ -75,7 +75,8 @@ async fn collect(log: &MemoryChangeLog, request: SseRequest, millis: u64) -> Str
         max_duration: Duration::from_millis(millis),
         grace: Duration::from_millis(0),
     };
-    run_session(log, &request, config, tx).await.unwrap();
+    let summary = run_session(log, &request, config, tx).await.unwrap();
+    assert!(!summary.client_left);
     let mut text = String::new();
     while let Ok(chunk) = rx.try_recv() {
         text.push_str(&chunk);
@@ -149,9 +150,10 @@ async fn a_session_sees_events_appended_while_it_runs_and_ends_when_the_client_l
         "id: 1\nevent: productChanged\ndata: {\"x\":1}\n\n"
     );
     drop(rx);
-    tokio::time::timeout(Duration::from_secs(2), session)
+    let summary = tokio::time::timeout(Duration::from_secs(2), session)
         .await
         .expect("the session ends")
         .unwrap()
         .unwrap();
+    assert_eq!((summary.events, summary.client_left), (1, true));
 }

@@ -153,8 +153,9 @@ impl Server {
             }
         });
         info!(last_event_id = ?sse.last_event_id, "SSE session starts");
-        if let Err(e) = run_session(&self.log as &dyn ChangeLog, &sse, self.session, tx).await {
-            warn!(error = %e, "SSE session ended by a change-log failure");
+        match run_session(&self.log as &dyn ChangeLog, &sse, self.session, tx).await {
+            Ok(summary) => info!(?summary, "SSE session ended"),
+            Err(e) => warn!(error = %e, "SSE session ended by a change-log failure"),
         }
         let _ = writer.await;
     }
