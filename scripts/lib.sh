@@ -172,6 +172,12 @@ local_server_start() {
   die "the local server did not start (see $STATE/local-server.log)"
 }
 
+# What the end-to-end tests and benchmarks read to find the deployed stack.
+export_stack_env() {
+  export STACK_OUTPUTS="$OUTPUTS" WS_URL="$(local_ws_url)" REST_URL="$(local_rest_url)" \
+    AUTH_TOKEN_SECRET="$(auth_secret)" SSE_URL="http://127.0.0.1:$LOCAL_SERVER_PORT/events"
+}
+
 seed_catalogue() {
   say "seeding the catalogue"
   PRODUCTS_TABLE="$(output ProductsTableName)" PHOTOS_BUCKET="$(output PhotosBucketName)" \

@@ -147,18 +147,20 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                 ServerFrame::photo_changed(&change)
             }
         };
-        // Logged before the push: if logging fails the message returns and is logged on
-        // redelivery (a duplicate is logged and pushed again; clients drop versions they have).
+        // Logged while it is pushed: the log's two writes would otherwise add to every
+        // change's latency. If either fails the message returns; its redelivery is logged
+        // and pushed again as a duplicate (clients and SSE readers drop versions they have).
         let frame_json = frame.to_json();
-        self.change_log
-            .append(
+        let (logged, pushed) = tokio::join!(
+            self.change_log.append(
                 frame.type_name(),
                 frame.product_id().unwrap_or_default(),
                 &frame_json,
-            )
-            .await?;
-        self.push_to_subscribers(&frame, &frame_json, connections, counts)
-            .await
+            ),
+            self.push_to_subscribers(&frame, &frame_json, connections, counts)
+        );
+        logged?;
+        pushed
     }
 
     /// Applies a product change; the frame to push, or `None` if it was stale.
