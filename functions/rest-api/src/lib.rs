@@ -164,6 +164,7 @@ fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
         (status = 400, description = "Bad limit, cursor or category", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable; try again", body = ErrorBody),
     ),
     tag = "catalogue"
 )]
@@ -212,6 +213,7 @@ pub async fn list_products(api: &RestApi, query: &Query) -> Result<Response<Body
     responses(
         (status = 200, description = "The product", body = ProductView),
         (status = 404, description = "No such product", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable; try again", body = ErrorBody),
     ),
     tag = "catalogue"
 )]
@@ -243,6 +245,7 @@ async fn find(api: &RestApi, product_id: &str) -> Result<Product, ApiError> {
             headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 400, description = "Bad size", body = ErrorBody),
         (status = 404, description = "No such product, or no thumbnail yet", body = ErrorBody),
+        (status = 503, description = "The catalogue is unavailable; try again", body = ErrorBody),
     ),
     tag = "photos"
 )]
@@ -319,6 +322,7 @@ pub async fn get_photo(
         (status = 404, description = "No such product", body = ErrorBody),
         (status = 413, description = "Larger than the limit", body = ErrorBody),
         (status = 415, description = "Not a JPEG or PNG", body = ErrorBody),
+        (status = 503, description = "A downstream is unavailable; try again", body = ErrorBody),
     ),
     security(("bearer" = [])),
     tag = "photos"

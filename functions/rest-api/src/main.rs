@@ -1,5 +1,8 @@
 use catalog_core::auth::TokenVerifier;
-use catalog_core::aws::{clients, DynamoProducts, S3Photos, SqsPhotoJobs};
+use std::sync::Arc;
+
+use catalog_core::aws::{clients, DynamoProducts, Guarded, S3Photos, SqsPhotoJobs};
+use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
 use catalog_core::config;
 use catalog_core::metrics::MetricsTarget;
 use lambda_http::{service_fn, Error, Request, RequestExt};
@@ -10,10 +13,15 @@ use tracing::{info_span, Instrument};
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
     let sdk = clients::sdk_config().await;
+    // Open, it answers 503 at once instead of letting every request wait out the retries.
+    let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", BreakerConfig::from_env()?));
     let api = RestApi {
-        products: Box::new(DynamoProducts::new(
-            aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("PRODUCTS_TABLE")?,
+        products: Box::new(Guarded::new(
+            DynamoProducts::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                config::required("PRODUCTS_TABLE")?,
+            ),
+            dynamo_breaker.clone(),
         )),
         bucket: Box::new(S3Photos::new(
             clients::s3_client(&sdk),
@@ -28,7 +36,7 @@ async fn main() -> Result<(), Error> {
         max_photo_bytes: config::parsed_or("MAX_PHOTO_BYTES", 4_000_000)?,
     };
     let metrics_target = MetricsTarget::from_env("rest-api")?;
-    let (api, metrics_target) = (&api, &metrics_target);
+    let (api, metrics_target, dynamo_breaker) = (&api, &metrics_target, &dynamo_breaker);
     lambda_http::run(service_fn(move |request: Request| async move {
         let span = info_span!(
             "invocation",
@@ -57,7 +65,8 @@ async fn main() -> Result<(), Error> {
                 .milliseconds(
                     "RequestLatencyMs",
                     &[started.elapsed().as_secs_f64() * 1000.0],
-                );
+                )
+                .breaker("DynamoDb", dynamo_breaker);
             metrics.emit();
             tracing::info!(status, "answered");
             Ok::<_, Error>(response)

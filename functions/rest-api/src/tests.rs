@@ -5,6 +5,7 @@ use lambda_http::http;
 use serde_json::Value;
 
 use super::*;
+use catalog_core::Product;
 
 const SECRET: &[u8] = b"rest-api-test-secret-rest-api-test";
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
@@ -428,9 +429,38 @@ async fn implementation_and_openapi_spec_agree() {
             request("PUT", "/products/p-002/photo", &png, b"hello"),
         ),
     ];
+    // The same routes with the products table down: 503.
+    let mut down_api = api();
+    down_api.products = Box::new(Down(Default::default()));
+    let down_cases = [
+        ("/products", "get", request("GET", "/products", &[], b"")),
+        (
+            "/products/{productId}",
+            "get",
+            request("GET", "/products/p-001", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "get",
+            request("GET", "/products/p-001/photo", &[], b""),
+        ),
+        (
+            "/products/{productId}/photo",
+            "put",
+            request("PUT", "/products/p-002/photo", &png, PNG),
+        ),
+    ];
     let api = api();
+    let all = cases
+        .into_iter()
+        .map(|(route, method, req)| (route, method, req, &api))
+        .chain(
+            down_cases
+                .into_iter()
+                .map(|(route, method, req)| (route, method, req, &down_api)),
+        );
     let mut produced = BTreeSet::new();
-    for (route, method, req) in cases {
+    for (route, method, req, api) in all {
         let response = api.handle(&req).await;
         let status = response.status().as_u16().to_string();
         let declared = &spec["paths"][route][method]["responses"][&status];
@@ -497,4 +527,114 @@ fn openapi_yaml_is_the_generated_spec() {
     let spec: BTreeMap<String, serde_json::Value> =
         serde_json::from_value(serde_json::to_value(openapi()).unwrap()).unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+}
+
+/// A products table that is down.
+struct Down(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl CatalogReader for Down {
+    async fn product(&self, _: &str) -> Result<Option<Product>, catalog_core::aws::StoreError> {
+        Err(self.fail())
+    }
+    async fn page(
+        &self,
+        _: Option<&str>,
+        _: usize,
+        _: Option<&catalog_core::aws::PageKey>,
+    ) -> Result<catalog_core::aws::Page, catalog_core::aws::StoreError> {
+        Err(self.fail())
+    }
+}
+
+#[async_trait::async_trait]
+impl PhotoRecords for Down {
+    async fn next_photo_version(
+        &self,
+        _: &str,
+    ) -> Result<Option<u64>, catalog_core::aws::StoreError> {
+        Err(self.fail())
+    }
+    async fn set_photo(
+        &self,
+        _: &str,
+        _: u64,
+        _: &str,
+        _: &str,
+    ) -> Result<bool, catalog_core::aws::StoreError> {
+        Err(self.fail())
+    }
+}
+
+impl Down {
+    fn fail(&self) -> catalog_core::aws::StoreError {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        catalog_core::aws::StoreError::Aws {
+            operation: "Query products",
+            message: "ServiceUnavailable".into(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_table_answers_503_and_an_open_breaker_stops_calling_it() {
+    use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
+    let down = std::sync::Arc::new(Down(Default::default()));
+    struct Shared(std::sync::Arc<Down>);
+    #[async_trait::async_trait]
+    impl CatalogReader for Shared {
+        async fn product(
+            &self,
+            id: &str,
+        ) -> Result<Option<Product>, catalog_core::aws::StoreError> {
+            self.0.product(id).await
+        }
+        async fn page(
+            &self,
+            c: Option<&str>,
+            l: usize,
+            a: Option<&catalog_core::aws::PageKey>,
+        ) -> Result<catalog_core::aws::Page, catalog_core::aws::StoreError> {
+            self.0.page(c, l, a).await
+        }
+    }
+    #[async_trait::async_trait]
+    impl PhotoRecords for Shared {
+        async fn next_photo_version(
+            &self,
+            id: &str,
+        ) -> Result<Option<u64>, catalog_core::aws::StoreError> {
+            self.0.next_photo_version(id).await
+        }
+        async fn set_photo(
+            &self,
+            id: &str,
+            v: u64,
+            p: &str,
+            t: &str,
+        ) -> Result<bool, catalog_core::aws::StoreError> {
+            self.0.set_photo(id, v, p, t).await
+        }
+    }
+    let config = BreakerConfig {
+        min_calls: 3,
+        ..BreakerConfig::default()
+    };
+    let mut api = api();
+    api.products = Box::new(catalog_core::aws::Guarded::new(
+        Shared(down.clone()),
+        std::sync::Arc::new(CircuitBreaker::new("dynamodb", config)),
+    ));
+    for _ in 0..10 {
+        let (status, body, _) = get(&api, "/products/p-001").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (503, Some("unavailable"))
+        );
+    }
+    let calls = down.0.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        calls < 10,
+        "the open breaker refused the later calls ({calls} reached the table)"
+    );
 }

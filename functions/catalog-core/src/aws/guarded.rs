@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{Connection, ConnectionStore, ProductStore, PushError, Pusher, StoreError};
+use super::{
+    CatalogReader, Connection, ConnectionStore, Page, PageKey, PhotoRecords, ProductStore,
+    PushError, Pusher, StoreError,
+};
 use crate::breaker::CircuitBreaker;
 use crate::{ApplyOutcome, Product, ProductChanged};
 
@@ -41,6 +44,45 @@ impl<T: ProductStore> ProductStore for Guarded<T> {
 
     async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
         self.store_call(self.inner.all_products()).await
+    }
+}
+
+#[async_trait]
+impl<T: CatalogReader> CatalogReader for Guarded<T> {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+        self.store_call(self.inner.product(product_id)).await
+    }
+
+    async fn page(
+        &self,
+        category: Option<&str>,
+        limit: usize,
+        after: Option<&PageKey>,
+    ) -> Result<Page, StoreError> {
+        self.store_call(self.inner.page(category, limit, after))
+            .await
+    }
+}
+
+#[async_trait]
+impl<T: PhotoRecords> PhotoRecords for Guarded<T> {
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+        self.store_call(self.inner.next_photo_version(product_id))
+            .await
+    }
+
+    async fn set_photo(
+        &self,
+        product_id: &str,
+        version: u64,
+        photo_key: &str,
+        thumb_key: &str,
+    ) -> Result<bool, StoreError> {
+        self.store_call(
+            self.inner
+                .set_photo(product_id, version, photo_key, thumb_key),
+        )
+        .await
     }
 }
 
