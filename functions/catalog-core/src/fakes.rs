@@ -331,14 +331,7 @@ impl CatalogReader for MemoryProducts {
             .filter(|p| category.is_none_or(|c| p.category == c))
             .filter(|p| after.is_none_or(|a| p.product_id > a.product_id));
         let products: Vec<Product> = matching.by_ref().take(limit).cloned().collect();
-        let next = match (matching.next(), products.last()) {
-            (Some(_), Some(last)) => Some(PageKey {
-                product_id: last.product_id.clone(),
-                category: category.map(str::to_owned),
-            }),
-            _ => None,
-        };
-        Ok(Page { products, next })
+        Ok(Page::new(products, matching.next().is_some(), category))
     }
 }
 

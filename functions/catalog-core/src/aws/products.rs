@@ -40,6 +40,20 @@ pub struct Page {
     pub next: Option<PageKey>,
 }
 
+impl Page {
+    /// A page of `products`; `more` says whether the listing may go on after it.
+    pub fn new(products: Vec<Product>, more: bool, category: Option<&str>) -> Self {
+        let next = match (more, products.last()) {
+            (true, Some(last)) => Some(PageKey {
+                product_id: last.product_id.clone(),
+                category: category.map(str::to_owned),
+            }),
+            _ => None,
+        };
+        Page { products, next }
+    }
+}
+
 /// The last product of a page (the REST API turns it into an opaque cursor).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageKey {
@@ -213,14 +227,11 @@ impl CatalogReader for DynamoProducts {
             .iter()
             .map(product_from_item)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = match (out.last_evaluated_key(), products.last()) {
-            (Some(_), Some(last)) => Some(PageKey {
-                product_id: last.product_id.clone(),
-                category: category.map(str::to_owned),
-            }),
-            _ => None,
-        };
-        Ok(Page { products, next })
+        Ok(Page::new(
+            products,
+            out.last_evaluated_key().is_some(),
+            category,
+        ))
     }
 }
 
