@@ -134,19 +134,17 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             .unwrap_or(0) as f64
             / 1000.0;
         let frame = match event {
-            CatalogEvent::Product(change) => {
-                match self.product_frame(&change, lag_ms, counts).await? {
-                    Some(frame) => frame,
-                    None => return Ok(()),
-                }
-            }
+            CatalogEvent::Product(change) => match self.product_frame(&change, counts).await? {
+                Some(frame) => frame,
+                None => return Ok(()),
+            },
             // The thumbnailer has already pointed the product at the new photo.
             CatalogEvent::Photo(change) => {
                 counts.photos += 1;
-                counts.lag_ms.push(lag_ms);
                 ServerFrame::photo_changed(&change)
             }
         };
+        counts.lag_ms.push(lag_ms);
         // Logged while it is pushed: the log's two writes would otherwise add to every
         // change's latency. If either fails the message returns; its redelivery is logged
         // and pushed again as a duplicate (clients and SSE readers drop versions they have).
@@ -167,19 +165,16 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
     async fn product_frame(
         &self,
         change: &ProductChanged,
-        lag_ms: f64,
         counts: &mut BatchCounts,
     ) -> Result<Option<ServerFrame>, RecordError> {
         let product = match self.products.apply_change(change).await? {
             ApplyOutcome::Applied(product) => {
                 counts.applied += 1;
-                counts.lag_ms.push(lag_ms);
                 debug!(product_id = %change.product_id, version = change.version, "applied");
                 product
             }
             ApplyOutcome::Duplicate(product) => {
                 counts.duplicate += 1;
-                counts.lag_ms.push(lag_ms);
                 info!(product_id = %change.product_id, version = change.version, "duplicate delivery; pushing the stored state again");
                 product
             }
