@@ -371,7 +371,10 @@ pub async fn put_photo(
             format!("the body is not a {} image", declared.extension()),
         ));
     }
-    find(api, product_id).await?;
+    // The version counter's condition is the existence check: no separate read.
+    if !valid_id(product_id) {
+        return Err(ApiError::product_not_found(product_id));
+    }
     let version = api
         .products
         .next_photo_version(product_id)
