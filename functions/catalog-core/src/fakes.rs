@@ -510,3 +510,110 @@ impl ChangeLog for MemoryChangeLog {
         Ok(self.entries.lock().unwrap().len() as u64)
     }
 }
+
+/// `Arc<fake>` is the fake: a test hands one clone to the code under test and keeps the
+/// other to look inside afterwards.
+mod shared {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+
+    use crate::aws::{
+        CatalogReader, Claim, DeadLetter, DeadLetters, JobLog, Page, PageKey, PhotoBucket,
+        PhotoChangePublisher, PhotoJob, PhotoJobQueue, PhotoRecords, StoreError,
+    };
+    use crate::{Product, ProductPhotoChanged};
+
+    #[async_trait]
+    impl<T: CatalogReader + ?Sized> CatalogReader for Arc<T> {
+        async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+            (**self).product(product_id).await
+        }
+        async fn page(
+            &self,
+            category: Option<&str>,
+            limit: usize,
+            after: Option<&PageKey>,
+        ) -> Result<Page, StoreError> {
+            (**self).page(category, limit, after).await
+        }
+    }
+
+    #[async_trait]
+    impl<T: PhotoRecords + ?Sized> PhotoRecords for Arc<T> {
+        async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+            (**self).next_photo_version(product_id).await
+        }
+        async fn set_photo(
+            &self,
+            product_id: &str,
+            version: u64,
+            photo_key: &str,
+            thumb_key: &str,
+        ) -> Result<bool, StoreError> {
+            (**self)
+                .set_photo(product_id, version, photo_key, thumb_key)
+                .await
+        }
+    }
+
+    #[async_trait]
+    impl<T: PhotoBucket + ?Sized> PhotoBucket for Arc<T> {
+        async fn put(
+            &self,
+            key: &str,
+            bytes: Vec<u8>,
+            content_type: &str,
+        ) -> Result<(), StoreError> {
+            (**self).put(key, bytes, content_type).await
+        }
+        async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+            (**self).get(key).await
+        }
+        async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, StoreError> {
+            (**self).presign_get(key, ttl).await
+        }
+    }
+
+    #[async_trait]
+    impl<T: PhotoJobQueue + ?Sized> PhotoJobQueue for Arc<T> {
+        async fn enqueue(&self, job: &PhotoJob) -> Result<(), StoreError> {
+            (**self).enqueue(job).await
+        }
+    }
+
+    #[async_trait]
+    impl<T: JobLog + ?Sized> JobLog for Arc<T> {
+        async fn claim(
+            &self,
+            job_id: &str,
+            worker: &str,
+            lease_secs: i64,
+        ) -> Result<Claim, StoreError> {
+            (**self).claim(job_id, worker, lease_secs).await
+        }
+        async fn complete(
+            &self,
+            job_id: &str,
+            worker: &str,
+            outcome: &str,
+        ) -> Result<(), StoreError> {
+            (**self).complete(job_id, worker, outcome).await
+        }
+    }
+
+    #[async_trait]
+    impl<T: PhotoChangePublisher + ?Sized> PhotoChangePublisher for Arc<T> {
+        async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError> {
+            (**self).publish_photo(change).await
+        }
+    }
+
+    #[async_trait]
+    impl<T: DeadLetters + ?Sized> DeadLetters for Arc<T> {
+        async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+            (**self).send(letter).await
+        }
+    }
+}

@@ -261,8 +261,8 @@ async fn an_accepted_upload_stores_the_original_and_queues_one_job() {
     let bucket = std::sync::Arc::new(MemoryBucket::default());
     let jobs = std::sync::Arc::new(RecordingJobQueue::default());
     let mut api = api();
-    api.bucket = Box::new(SharedBucket(bucket.clone()));
-    api.jobs = Box::new(SharedJobs(jobs.clone()));
+    api.bucket = Box::new(bucket.clone());
+    api.jobs = Box::new(jobs.clone());
     let auth = token();
     for (body, content_type, version) in [(PNG, "image/png", 1), (JPEG, "image/jpeg", 2)] {
         let req = request(
@@ -281,37 +281,6 @@ async fn an_accepted_upload_stores_the_original_and_queues_one_job() {
     assert_eq!(queued.len(), 2);
     assert_eq!(queued[1].photo_key, "photos/original/p-003/v2.jpg");
     assert_ne!(queued[0].job_id, queued[1].job_id);
-}
-
-struct SharedBucket(std::sync::Arc<MemoryBucket>);
-#[async_trait::async_trait]
-impl PhotoBucket for SharedBucket {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), catalog_core::aws::StoreError> {
-        self.0.put(key, bytes, content_type).await
-    }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, catalog_core::aws::StoreError> {
-        self.0.get(key).await
-    }
-    async fn presign_get(
-        &self,
-        key: &str,
-        ttl: Duration,
-    ) -> Result<String, catalog_core::aws::StoreError> {
-        self.0.presign_get(key, ttl).await
-    }
-}
-
-struct SharedJobs(std::sync::Arc<RecordingJobQueue>);
-#[async_trait::async_trait]
-impl PhotoJobQueue for SharedJobs {
-    async fn enqueue(&self, job: &PhotoJob) -> Result<(), catalog_core::aws::StoreError> {
-        self.0.enqueue(job).await
-    }
 }
 
 #[tokio::test]
@@ -580,49 +549,13 @@ impl Down {
 async fn a_failing_table_answers_503_and_an_open_breaker_stops_calling_it() {
     use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
     let down = std::sync::Arc::new(Down(Default::default()));
-    struct Shared(std::sync::Arc<Down>);
-    #[async_trait::async_trait]
-    impl CatalogReader for Shared {
-        async fn product(
-            &self,
-            id: &str,
-        ) -> Result<Option<Product>, catalog_core::aws::StoreError> {
-            self.0.product(id).await
-        }
-        async fn page(
-            &self,
-            c: Option<&str>,
-            l: usize,
-            a: Option<&catalog_core::aws::PageKey>,
-        ) -> Result<catalog_core::aws::Page, catalog_core::aws::StoreError> {
-            self.0.page(c, l, a).await
-        }
-    }
-    #[async_trait::async_trait]
-    impl PhotoRecords for Shared {
-        async fn next_photo_version(
-            &self,
-            id: &str,
-        ) -> Result<Option<u64>, catalog_core::aws::StoreError> {
-            self.0.next_photo_version(id).await
-        }
-        async fn set_photo(
-            &self,
-            id: &str,
-            v: u64,
-            p: &str,
-            t: &str,
-        ) -> Result<bool, catalog_core::aws::StoreError> {
-            self.0.set_photo(id, v, p, t).await
-        }
-    }
     let config = BreakerConfig {
         min_calls: 3,
         ..BreakerConfig::default()
     };
     let mut api = api();
     api.products = Box::new(catalog_core::aws::Guarded::new(
-        Shared(down.clone()),
+        down.clone(),
         std::sync::Arc::new(CircuitBreaker::new("dynamodb", config)),
     ));
     for _ in 0..10 {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use catalog_core::aws::{CatalogReader, DeadLetter, StoreError};
+use catalog_core::aws::CatalogReader;
 use catalog_core::fakes::{
     product, MemoryBucket, MemoryDeadLetters, MemoryJobLog, MemoryProducts, RecordingPhotoPublisher,
 };
@@ -43,35 +43,6 @@ struct World {
     dead: Arc<MemoryDeadLetters>,
 }
 
-macro_rules! forward {
-    ($wrapper:ident, $inner:ty, $trait:path { $(async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)* }) => {
-        struct $wrapper(Arc<$inner>);
-        #[async_trait::async_trait]
-        impl $trait for $wrapper {
-            $(async fn $name(&self $(, $arg: $ty)*) -> $ret { self.0.$name($($arg),*).await })*
-        }
-    };
-}
-forward!(B, MemoryBucket, PhotoBucket {
-    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
-    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, StoreError>;
-});
-forward!(P, MemoryProducts, PhotoRecords {
-    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError>;
-    async fn set_photo(&self, product_id: &str, version: u64, photo_key: &str, thumb_key: &str) -> Result<bool, StoreError>;
-});
-forward!(J, MemoryJobLog, JobLog {
-    async fn claim(&self, job_id: &str, worker: &str, lease_secs: i64) -> Result<Claim, StoreError>;
-    async fn complete(&self, job_id: &str, worker: &str, outcome: &str) -> Result<(), StoreError>;
-});
-forward!(Pub, RecordingPhotoPublisher, PhotoChangePublisher {
-    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError>;
-});
-forward!(D, MemoryDeadLetters, DeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError>;
-});
-
 fn world() -> (World, Thumbnailer) {
     let w = World {
         bucket: Arc::new(MemoryBucket::default()),
@@ -84,11 +55,11 @@ fn world() -> (World, Thumbnailer) {
         dead: Arc::new(MemoryDeadLetters::default()),
     };
     let t = Thumbnailer {
-        bucket: Box::new(B(w.bucket.clone())),
-        products: Box::new(P(w.products.clone())),
-        jobs: Box::new(J(w.jobs.clone())),
-        publisher: Box::new(Pub(w.publisher.clone())),
-        dead_letters: Box::new(D(w.dead.clone())),
+        bucket: Box::new(w.bucket.clone()),
+        products: Box::new(w.products.clone()),
+        jobs: Box::new(w.jobs.clone()),
+        publisher: Box::new(w.publisher.clone()),
+        dead_letters: Box::new(w.dead.clone()),
         lease_secs: 60,
         url_ttl: Duration::from_secs(3600),
     };
