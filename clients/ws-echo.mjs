@@ -20,10 +20,14 @@ let current;
 
 function connect() {
   const socket = new WebSocket(url);
+  const subscribe = () =>
+    socket.send(JSON.stringify(products ? { action: "subscribe", productIds: products } : { action: "subscribe" }));
+  let subscribed = false;
+  let resends = 0;
   socket.on("open", () => {
     attempt = 0;
     console.log(`${new Date().toISOString().slice(11, 23)} connected to ${shown}`);
-    socket.send(JSON.stringify(products ? { action: "subscribe", productIds: products } : { action: "subscribe" }));
+    subscribe();
   });
   socket.on("message", (data) => {
     let event;
@@ -31,6 +35,14 @@ function connect() {
       event = JSON.parse(data.toString());
     } catch {
       console.log(`unreadable frame: ${data}`);
+      return;
+    }
+    if (event.type === "subscribed") subscribed = true;
+    // A frame without a type is the gateway's own (throttled or failed): send the subscription again.
+    if (!event.type && !subscribed && socket.readyState === WebSocket.OPEN) {
+      const delay = Math.random() * Math.min(5_000, 200 * 2 ** resends++);
+      console.error(`gateway refused the subscription (${event.message || event.__type}); again in ${Math.round(delay)} ms`);
+      setTimeout(() => socket.readyState === WebSocket.OPEN && subscribe(), delay);
       return;
     }
     console.log(describe(event));

@@ -16,6 +16,8 @@ Workarounds, each harmless on AWS:
   when DescribeTimeToLive says it is off.
 - MiniStack silently creates a function whose code object is missing and answers
   "Mock response"; every function is checked for CodeSize > 0.
+- MiniStack's CloudFormation does not apply a function's ReservedConcurrentExecutions,
+  though its Lambda enforces PutFunctionConcurrency; the template's value is put there.
 """
 
 import argparse
@@ -117,7 +119,36 @@ def deploy(cfn, stack, body, params):
     return s
 
 
-def post_deploy(template, stack, cfn):
+def resolve(value, template, params):
+    """The value of a template expression built from Ref (to a parameter) and Fn::If over
+    conditions made of Fn::Equals, Fn::Not, Fn::And and Fn::Or: enough for the properties
+    post_deploy reads. AWS::NoValue resolves to None."""
+    def condition(name):
+        return resolve(template.get("Conditions", {})[name], template, params)
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            if arg == "AWS::NoValue":
+                return None
+            declared = template.get("Parameters", {}).get(arg, {})
+            return params.get(arg, str(declared.get("Default", "")))
+        if fn == "Fn::If":
+            return resolve(arg[1] if condition(arg[0]) else arg[2], template, params)
+        if fn == "Fn::Equals":
+            a, b = (str(resolve(x, template, params)) for x in arg)
+            return a == b
+        if fn == "Fn::Not":
+            return not resolve(arg[0], template, params)
+        if fn == "Fn::And":
+            return all(resolve(x, template, params) for x in arg)
+        if fn == "Fn::Or":
+            return any(resolve(x, template, params) for x in arg)
+        if fn == "Condition":
+            return condition(arg)
+    return value
+
+
+def post_deploy(template, stack, cfn, params):
     resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
                  for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
     ddb, lam = client("dynamodb"), client("lambda")
@@ -135,6 +166,11 @@ def post_deploy(template, stack, cfn):
             size = lam.get_function(FunctionName=name)["Configuration"].get("CodeSize", 0)
             if not size:
                 sys.exit(f"{logical_id} ({name}) was created without code (CodeSize 0)")
+            reserved = resolve(resource["Properties"].get("ReservedConcurrentExecutions"), template, params)
+            if reserved is not None and lam.get_function_concurrency(FunctionName=name).get(
+                    "ReservedConcurrentExecutions") != int(reserved):
+                lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=int(reserved))
+                log(f"{logical_id}: reserved concurrency {reserved} was not applied by the stack; put it")
 
 
 def upload_website(outputs):
@@ -172,7 +208,7 @@ def main():
     ensure_bucket(s3, bucket)
     package(template, pathlib.Path(args.bin_dir), bucket, s3)
     stack = deploy(cfn, args.stack, json.dumps(template), params)
-    post_deploy(template, args.stack, cfn)
+    post_deploy(template, args.stack, cfn, params)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     upload_website(outputs)
     pathlib.Path(args.outputs).parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ EMULATOR_PORT="${EMULATOR_PORT:-4566}"
 # EMULATOR=ministack (default) starts the embedded emulator; EMULATOR=external uses whatever
 # already answers at AWS_ENDPOINT_URL (for example LocalStack from localstack/docker-compose.yml).
 EMULATOR="${EMULATOR:-ministack}"
+# The most Lambda invocations the local emulator runs at once (each is a process); see emulator_launch.
+export LAMBDA_ACCOUNT_CONCURRENCY="${LAMBDA_ACCOUNT_CONCURRENCY:-64}"
 export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:$EMULATOR_PORT}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-test}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-test}"
@@ -62,6 +64,11 @@ emulator_start() {
   on_exit emulator_stop
 }
 
+MINISTACK_LAUNCHER='import http.server
+http.server.BaseHTTPRequestHandler.disable_nagle_algorithm = True
+from ministack.app import main
+main()'
+
 emulator_launch() {
   local log="$STATE/emulator.log"
   say "starting MiniStack on 127.0.0.1:$EMULATOR_PORT (log: ${log#"$ROOT"/})"
@@ -71,8 +78,15 @@ emulator_launch() {
     persist=(PERSIST_STATE=1 "STATE_DIR=$STATE/emulator-state" S3_PERSIST=1 "S3_DATA_DIR=$STATE/emulator-state/s3")
   fi
   # AWS_ENDPOINT_URL on the server is what lets the Lambdas it spawns call back into it.
+  # LAMBDA_ACCOUNT_CONCURRENCY bounds the processes a burst can start (MiniStack's default is
+  # sized to the machine's memory: 585 here); past it an invocation is throttled at once, as
+  # AWS does, instead of every caller waiting on hundreds of cold starts.
+  # The launcher turns Nagle off for http.server before MiniStack starts: its Lambda Runtime
+  # API writes a reply's headers and body in two sends, and without TCP_NODELAY the body waits
+  # for the bootstrap's delayed ACK, about 40 ms on every invocation (CPython issue 108736).
   env "${persist[@]}" BIND_HOST=127.0.0.1 GATEWAY_PORT="$EMULATOR_PORT" LOG_LEVEL="${EMULATOR_LOG_LEVEL:-INFO}" \
-    setsid "$VENV/bin/ministack" >>"$log" 2>&1 < /dev/null &
+    LAMBDA_ACCOUNT_CONCURRENCY="$LAMBDA_ACCOUNT_CONCURRENCY" \
+    setsid "$VENV/bin/python" -c "$MINISTACK_LAUNCHER" >>"$log" 2>&1 < /dev/null &
   EMULATOR_PID=$!
   echo "$EMULATOR_PID" > "$STATE/emulator.pid"
   for _ in $(seq 1 60); do
@@ -122,8 +136,10 @@ local_token() {
 # Deploys template.yaml; extra arguments are template parameters as KEY=VALUE.
 deploy_stack() {
   # The address Lambdas use to reach the management API; differs from ours when they run in containers (LocalStack).
+  # WebSocketConcurrency bounds the WebSocket function's processes on the emulator: past it a
+  # $connect is refused at once (the handshake gets a status) instead of hundreds starting.
   local params=(--param "ManagementEndpointBase=${MANAGEMENT_ENDPOINT_BASE:-$AWS_ENDPOINT_URL}"
-    --param "AuthTokenSecret=$(auth_secret)")
+    --param "AuthTokenSecret=$(auth_secret)" --param "WebSocketConcurrency=${WS_CONCURRENCY:-16}")
   for kv in "$@"; do params+=(--param "$kv"); done
   say "deploying template.yaml as stack $STACK"
   "$VENV/bin/python" "$ROOT/infra/deploy.py" --stack "$STACK" --bin-dir "$BIN_DIR" --outputs "$OUTPUTS" "${params[@]}"

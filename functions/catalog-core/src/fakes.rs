@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::aws::{
     CatalogReader, ChangeLog, ChangePublisher, Claim, Connection, ConnectionStore, DeadLetter,
-    DeadLetters, GeneratorStore, JobLog, LogEntry, Page, PageKey, PhotoBucket,
+    DeadLetters, GeneratorStore, JobLog, LogEntry, LogPosition, Page, PageKey, PhotoBucket,
     PhotoChangePublisher, PhotoJob, PhotoJobQueue, PhotoRecords, ProductStore, PushError, Pusher,
     StoreError,
 };
@@ -469,45 +469,81 @@ impl PhotoChangePublisher for RecordingPhotoPublisher {
     }
 }
 
+/// The change log in memory, sharded like the table (`shards` 0 means the default).
 #[derive(Default)]
 pub struct MemoryChangeLog {
+    pub shards: usize,
     pub entries: Mutex<Vec<LogEntry>>,
+}
+
+impl MemoryChangeLog {
+    pub fn with_shards(shards: usize) -> Self {
+        Self {
+            shards,
+            ..Self::default()
+        }
+    }
 }
 
 #[async_trait]
 impl ChangeLog for MemoryChangeLog {
+    fn shards(&self) -> usize {
+        if self.shards == 0 {
+            crate::aws::change_log::DEFAULT_SHARDS
+        } else {
+            self.shards
+        }
+    }
+
     async fn append(
         &self,
         event_type: &str,
         product_id: &str,
         data: &str,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<(usize, u64), StoreError> {
+        let shard = crate::aws::change_log::shard_of(product_id, self.shards());
         let mut entries = self.entries.lock().unwrap();
-        let seq = entries.len() as u64 + 1;
+        let seq = entries
+            .iter()
+            .rev()
+            .find(|e| e.shard == shard)
+            .map_or(1, |e| e.seq + 1);
         entries.push(LogEntry {
+            shard,
             seq,
             event_type: event_type.to_owned(),
             product_id: product_id.to_owned(),
             data: data.to_owned(),
             logged_at_ms: chrono::Utc::now().timestamp_millis(),
         });
-        Ok(seq)
+        Ok((shard, seq))
     }
 
-    async fn read_after(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
-        Ok(self
+    async fn read_after(
+        &self,
+        shard: usize,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let mut found: Vec<LogEntry> = self
             .entries
             .lock()
             .unwrap()
             .iter()
-            .filter(|e| e.seq > after)
-            .take(limit)
+            .filter(|e| e.shard == shard && e.seq > after)
             .cloned()
-            .collect())
+            .collect();
+        found.sort_by_key(|e| e.seq);
+        found.truncate(limit);
+        Ok(found)
     }
 
-    async fn head(&self) -> Result<u64, StoreError> {
-        Ok(self.entries.lock().unwrap().len() as u64)
+    async fn head(&self) -> Result<LogPosition, StoreError> {
+        let mut position = LogPosition::start(self.shards());
+        for e in self.entries.lock().unwrap().iter() {
+            position.0[e.shard] = position.0[e.shard].max(e.seq);
+        }
+        Ok(position)
     }
 }
 

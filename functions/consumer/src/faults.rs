@@ -39,18 +39,19 @@ impl Faults {
         Faults::default()
     }
 
-    /// Called before each record; crashes the invocation the way a timeout or an
-    /// out-of-memory kill would, so the whole batch returns to the queue.
-    pub fn before_record(&self, _index: usize, _batch_len: usize) {
+    /// Called as each record of a batch finishes (`_completed` of `_batch_len` so far);
+    /// crashes the invocation the way a timeout or an out-of-memory kill would, so the whole
+    /// batch returns to the queue. Records still running at that moment are cut short.
+    pub fn after_record(&self, _completed: usize, _batch_len: usize) {
         #[cfg(feature = "fault-injection")]
-        if self.fail_after_records == Some(_index)
-            && _batch_len > _index
+        if self.fail_after_records == Some(_completed)
+            && _batch_len > _completed
             && self
                 .remaining
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         {
-            panic!("injected fault: invocation crashed after {_index} of {_batch_len} records");
+            panic!("injected fault: invocation crashed after {_completed} of {_batch_len} records");
         }
     }
 }
@@ -65,15 +66,14 @@ mod tests {
             fail_after_records: Some(2),
             remaining: AtomicUsize::new(1),
         };
-        faults.before_record(0, 2);
-        faults.before_record(1, 2);
-        faults.before_record(0, 5);
-        faults.before_record(1, 5);
-        let crash = std::panic::catch_unwind(|| faults.before_record(2, 5));
+        faults.after_record(1, 2);
+        faults.after_record(2, 2);
+        faults.after_record(1, 5);
+        let crash = std::panic::catch_unwind(|| faults.after_record(2, 5));
         assert!(
             crash.is_err(),
-            "the third record of a five-record batch crashes"
+            "the second finished record of a five-record batch crashes"
         );
-        faults.before_record(2, 5); // only once
+        faults.after_record(2, 5); // only once
     }
 }

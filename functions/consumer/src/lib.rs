@@ -10,6 +10,11 @@ use catalog_core::aws::{
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 pub mod faults;
@@ -33,6 +38,20 @@ pub struct BatchCounts {
 }
 
 impl BatchCounts {
+    pub fn merge(&mut self, other: BatchCounts) {
+        self.received += other.received;
+        self.applied += other.applied;
+        self.duplicate += other.duplicate;
+        self.stale += other.stale;
+        self.photos += other.photos;
+        self.malformed += other.malformed;
+        self.failed += other.failed;
+        self.pushes_sent += other.pushes_sent;
+        self.pushes_gone += other.pushes_gone;
+        self.pushes_failed += other.pushes_failed;
+        self.lag_ms.extend(other.lag_ms);
+    }
+
     pub fn add_to(&self, metrics: &mut catalog_core::metrics::MetricSet) {
         metrics
             .count("ChangesProcessed", self.received)
@@ -67,64 +86,174 @@ pub struct Consumer<P, C, U, D, L> {
     pub dead_letters: D,
     /// Every pushed event, numbered, for the SSE stream and its resume.
     pub change_log: L,
-    /// How many PostToConnection calls run at once.
+    /// How many PostToConnection calls run at once, per record.
     pub push_concurrency: usize,
+    /// How many message groups (products) of a batch are handled at once.
+    pub group_concurrency: usize,
+    /// The connection list, kept in the warm container for a short while.
+    pub connection_cache: ConnectionCache,
     /// Test-only failures; inert unless built with the `fault-injection` feature.
     pub faults: faults::Faults,
+}
+
+/// The connection list as last read, shared by the batches of one warm container, so a
+/// batch does not scan the table when a recent read exists. `max_age` zero reads it once
+/// per batch. A client's subscription takes effect for changes handled at most `max_age`
+/// after its `subscribed` acknowledgement.
+#[derive(Debug, Default)]
+pub struct ConnectionCache {
+    pub max_age: Duration,
+    cached: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Connection>>)>>,
+}
+
+impl ConnectionCache {
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            cached: Default::default(),
+        }
+    }
+
+    /// The list no older than `max_age` (for a batch that started at `batch_started`).
+    async fn get(
+        &self,
+        store: &impl ConnectionStore,
+        batch_started: Instant,
+    ) -> Result<Arc<Vec<Connection>>, StoreError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((read_at, list)) = cached.as_ref() {
+            // A list read during this batch is always fresh enough for it.
+            if *read_at >= batch_started || read_at.elapsed() < self.max_age {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(store.all().await?);
+        *cached = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// Drops a connection that answered 410 from the cached list.
+    async fn forget(&self, connection_id: &str) {
+        if let Some((_, list)) = self.cached.lock().await.as_mut() {
+            if list.iter().any(|c| c.connection_id == connection_id) {
+                *list = Arc::new(
+                    list.iter()
+                        .filter(|c| c.connection_id != connection_id)
+                        .cloned()
+                        .collect(),
+                );
+            }
+        }
+    }
+}
+
+/// The batch's records split by FIFO message group (one product each), in batch order
+/// within a group. A record without a group (a standard queue) is a group of its own.
+fn message_groups(records: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
+    let mut groups: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (index, record) in records.iter().enumerate() {
+        match record.attributes.get("MessageGroupId") {
+            Some(group) => match index_of.get(group.as_str()) {
+                Some(&g) => groups[g].push((index, record)),
+                None => {
+                    index_of.insert(group.as_str(), groups.len());
+                    groups.push(vec![(index, record)]);
+                }
+            },
+            None => groups.push(vec![(index, record)]),
+        }
+    }
+    groups
 }
 
 impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLog>
     Consumer<P, C, U, D, L>
 {
-    /// Handles one SQS batch. A poison message (undeserializable, unknown type,
-    /// impossible values) goes straight to the dead-letter queue with its reason.
-    /// Any other failure is reported on its own (`ReportBatchItemFailures`), so only
-    /// that message returns to the queue; after maxReceiveCount the queue's redrive
-    /// policy moves it to the dead-letter queue too.
+    /// Handles one SQS batch. Message groups (products) run concurrently; within a group
+    /// records run in order, and once one fails the rest of its group is returned
+    /// unprocessed, so a product's changes are never applied out of order.
+    /// A poison message (undeserializable, unknown type, impossible values) goes straight
+    /// to the dead-letter queue with its reason. Any other failure is reported on its own
+    /// (`ReportBatchItemFailures`), so only those messages return to the queue; after
+    /// maxReceiveCount the queue's redrive policy moves them to the dead-letter queue too.
     pub async fn handle_batch(&self, event: SqsEvent) -> (SqsBatchResponse, BatchCounts) {
+        let batch = Batch {
+            started: Instant::now(),
+            gone: Default::default(),
+            completed: AtomicUsize::new(0),
+            len: event.records.len(),
+        };
+        let groups = message_groups(&event.records);
+        let results: Vec<(Vec<String>, BatchCounts)> = stream::iter(groups)
+            .map(|group| self.handle_group(group, &batch))
+            .buffer_unordered(self.group_concurrency.max(1))
+            .collect()
+            .await;
         let mut counts = BatchCounts {
             received: event.records.len(),
             ..BatchCounts::default()
         };
         let mut response = SqsBatchResponse::default();
-        // Read once per batch, only if something is pushed.
-        let mut connections: Option<Vec<Connection>> = None;
-        for (index, record) in event.records.iter().enumerate() {
-            self.faults.before_record(index, event.records.len());
+        for (failed_ids, group_counts) in results {
+            counts.merge(group_counts);
+            response
+                .batch_item_failures
+                .extend(failed_ids.into_iter().map(retry_later));
+        }
+        (response, counts)
+    }
+
+    /// One message group in order: the ids to return to the queue, and what happened.
+    async fn handle_group(
+        &self,
+        group: Vec<(usize, &SqsMessage)>,
+        batch: &Batch,
+    ) -> (Vec<String>, BatchCounts) {
+        let mut counts = BatchCounts::default();
+        let mut retry = Vec::new();
+        for (_, record) in group {
             let message_id = record.message_id.clone().unwrap_or_default();
+            if !retry.is_empty() {
+                // An earlier change of this product returns to the queue; so do its successors.
+                retry.push(message_id);
+                continue;
+            }
             let span =
                 info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
             let result = self
-                .handle_record(record, &mut connections, &mut counts)
+                .handle_record(record, batch, &mut counts)
                 .instrument(span.clone())
                 .await;
-            let Err(err) = result else { continue };
-            let dead_lettered = match &err {
-                RecordError::Malformed(reason) => {
+            match result {
+                Ok(()) => {}
+                Err(RecordError::Malformed(reason)) => {
                     counts.malformed += 1;
-                    dead_letter_record(&self.dead_letters, record, &reason.to_string())
+                    if !dead_letter_record(&self.dead_letters, record, &reason.to_string())
                         .instrument(span)
                         .await
+                    {
+                        retry.push(message_id);
+                    }
                 }
-                other => {
+                Err(other) => {
                     counts.failed += 1;
                     span.in_scope(
                         || warn!(error = %other, "message failed; it returns to the queue"),
                     );
-                    false
+                    retry.push(message_id);
                 }
-            };
-            if !dead_lettered {
-                response.batch_item_failures.push(retry_later(message_id));
             }
+            let completed = batch.completed.fetch_add(1, Ordering::SeqCst) + 1;
+            self.faults.after_record(completed, batch.len);
         }
-        (response, counts)
+        (retry, counts)
     }
 
     async fn handle_record(
         &self,
         record: &SqsMessage,
-        connections: &mut Option<Vec<Connection>>,
+        batch: &Batch,
         counts: &mut BatchCounts,
     ) -> Result<(), RecordError> {
         let event = CatalogEvent::from_message_body(record.body.as_deref().unwrap_or(""))?;
@@ -155,7 +284,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                 frame.product_id().unwrap_or_default(),
                 &frame_json,
             ),
-            self.push_to_subscribers(&frame, &frame_json, connections, counts)
+            self.push_to_subscribers(&frame, &frame_json, batch, counts)
         );
         logged?;
         pushed
@@ -192,19 +321,22 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         &self,
         frame: &ServerFrame,
         frame_json: &str,
-        connections: &mut Option<Vec<Connection>>,
+        batch: &Batch,
         counts: &mut BatchCounts,
     ) -> Result<(), RecordError> {
         let product_id = frame.product_id().unwrap_or_default();
-        if connections.is_none() {
-            *connections = Some(self.connections.all().await?);
-        }
-        let targets: Vec<&Connection> = connections
-            .as_ref()
-            .expect("loaded above")
-            .iter()
-            .filter(|c| wants(c.product_ids.as_ref(), product_id))
-            .collect();
+        let connections = self
+            .connection_cache
+            .get(&self.connections, batch.started)
+            .await?;
+        let targets: Vec<&Connection> = {
+            let gone = batch.gone.lock().expect("gone set");
+            connections
+                .iter()
+                .filter(|c| wants(c.product_ids.as_ref(), product_id))
+                .filter(|c| !gone.contains(&c.connection_id))
+                .collect()
+        };
         let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
             .map(|c| async {
                 (
@@ -224,9 +356,8 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                     counts.pushes_gone += 1;
                     info!(connection_id = %connection_id, "connection gone (410); removing its record");
                     self.connections.remove(&connection_id).await?;
-                    if let Some(list) = connections.as_mut() {
-                        list.retain(|c| c.connection_id != connection_id);
-                    }
+                    self.connection_cache.forget(&connection_id).await;
+                    batch.gone.lock().expect("gone set").insert(connection_id);
                 }
                 Err(err) => {
                     counts.pushes_failed += 1;
@@ -240,6 +371,16 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         }
         Ok(())
     }
+}
+
+/// What the records of one batch share while its groups run.
+struct Batch {
+    started: Instant,
+    /// Connections that answered 410 during this batch: not pushed to again.
+    gone: std::sync::Mutex<HashSet<String>>,
+    /// Records finished so far (for the fault hook).
+    completed: AtomicUsize,
+    len: usize,
 }
 
 #[cfg(test)]

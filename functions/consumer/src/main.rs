@@ -2,7 +2,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use catalog_core::aws::{clients, Downstreams, SqsDeadLetters};
 use catalog_core::config;
 use catalog_core::metrics::MetricsTarget;
-use consumer::{faults::Faults, Consumer};
+use consumer::{faults::Faults, ConnectionCache, Consumer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
 
@@ -29,8 +29,16 @@ async fn main() -> Result<(), Error> {
             aws_sdk_dynamodb::Client::new(&sdk),
             config::required("CHANGE_LOG_TABLE")?,
             config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
+            config::parsed_or(
+                "CHANGE_LOG_SHARDS",
+                catalog_core::aws::change_log::DEFAULT_SHARDS,
+            )?,
         ),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
+        group_concurrency: config::parsed_or("GROUP_CONCURRENCY", 10usize)?,
+        connection_cache: ConnectionCache::new(std::time::Duration::from_millis(
+            config::parsed_or("CONNECTION_CACHE_MS", 0u64)?,
+        )),
         faults: Faults::from_env(),
     };
     let metrics_target = MetricsTarget::from_env("consumer")?;

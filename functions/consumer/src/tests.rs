@@ -30,6 +30,8 @@ fn consumer() -> TestConsumer {
         dead_letters: MemoryDeadLetters::default(),
         change_log: Default::default(),
         push_concurrency: 4,
+        group_concurrency: 10,
+        connection_cache: Default::default(),
         faults: Default::default(),
     }
 }
@@ -290,20 +292,177 @@ async fn every_pushed_event_is_logged_in_order_with_its_frame() {
     ]))
     .await;
     let log = c.change_log.entries.lock().unwrap().clone();
-    let logged: Vec<(u64, &str, &str)> = log
-        .iter()
-        .map(|e| (e.seq, e.event_type.as_str(), e.product_id.as_str()))
+    let logged = |product: &str| -> Vec<(u64, &str)> {
+        log.iter()
+            .filter(|e| e.product_id == product)
+            .map(|e| (e.seq, e.event_type.as_str()))
+            .collect()
+    };
+    // The redelivered change is logged again (at least once), after the first, in its
+    // product's shard; the poison message is not logged.
+    assert_eq!(log.len(), 3);
+    let p1 = logged("p-001");
+    assert_eq!(p1.len(), 2);
+    assert!(p1[0].0 < p1[1].0, "{p1:?}");
+    assert_eq!(logged("p-002").len(), 1);
+    let log: Vec<_> = log
+        .into_iter()
+        .filter(|e| e.product_id == "p-001")
         .collect();
-    // The redelivered change is logged again (at least once); the poison message is not.
-    assert_eq!(
-        logged,
-        [
-            (1, "productChanged", "p-001"),
-            (2, "productChanged", "p-002"),
-            (3, "productChanged", "p-001")
-        ]
-    );
     let data: serde_json::Value = serde_json::from_str(&log[0].data).unwrap();
     assert_eq!(data["changeId"], first.change_id.as_str());
     assert_eq!(data["type"], "productChanged");
+}
+
+/// A batch as a FIFO queue delivers it: each record carries its product as message group.
+fn grouped_event(changes: &[&ProductChanged]) -> SqsEvent {
+    let mut event = event(&changes.iter().map(|c| c.to_json()).collect::<Vec<_>>());
+    for (record, change) in event.records.iter_mut().zip(changes) {
+        record
+            .attributes
+            .insert("MessageGroupId".into(), change.product_id.clone());
+    }
+    event
+}
+
+/// Records the order of pushes per product and how many ran at once.
+#[derive(Default)]
+struct OverlapPusher {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+    versions: std::sync::Mutex<Vec<(String, u64)>>,
+}
+
+#[async_trait::async_trait]
+impl Pusher for OverlapPusher {
+    async fn push(&self, _connection_id: &str, payload: &str) -> Result<(), PushError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let frame: serde_json::Value = serde_json::from_str(payload).unwrap();
+        self.versions.lock().unwrap().push((
+            frame["productId"].as_str().unwrap().to_owned(),
+            frame["version"].as_u64().unwrap(),
+        ));
+        self.in_flight.fetch_sub(1, SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_runs_its_products_concurrently_and_each_products_changes_in_order() {
+    let ids: Vec<String> = (1..=5).map(|i| format!("p-{i:03}")).collect();
+    let c = Consumer {
+        products: MemoryProducts::with(ids.iter().map(|id| product(id, 100, 1))),
+        connections: MemoryConnections::default(),
+        pusher: OverlapPusher::default(),
+        dead_letters: MemoryDeadLetters::default(),
+        change_log: catalog_core::fakes::MemoryChangeLog::default(),
+        push_concurrency: 4,
+        group_concurrency: 10,
+        connection_cache: Default::default(),
+        faults: Default::default(),
+    };
+    c.connections.add("everything", 0, i64::MAX).await.unwrap();
+    // Two changes of each of five products, interleaved as the queue delivers them.
+    let changes: Vec<ProductChanged> = (1..=2)
+        .flat_map(|v| ids.iter().map(move |id| change(id, v, 100, 1)))
+        .collect();
+    let (response, counts) = c
+        .handle_batch(grouped_event(&changes.iter().collect::<Vec<_>>()))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(counts.applied, 10);
+    let most = c
+        .pusher
+        .most_in_flight
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        most >= 5,
+        "the five products ran at once (at most {most} did)"
+    );
+    let versions = c.pusher.versions.lock().unwrap().clone();
+    for id in &ids {
+        let mine: Vec<u64> = versions
+            .iter()
+            .filter(|(p, _)| p == id)
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(mine, [1, 2], "{id}: its changes in order");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_change_returns_with_the_rest_of_its_product_and_other_products_go_on() {
+    let c = consumer();
+    c.products.failing.lock().unwrap().insert("p-001".into());
+    let first = change("p-001", 1, 1299, 40);
+    let second = change("p-001", 2, 1299, 41);
+    let other = change("p-002", 1, 500, 3);
+    let (response, counts) = c
+        .handle_batch(grouped_event(&[&first, &other, &second]))
+        .await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        ["m-0", "m-2"],
+        "p-001's change and the one after it return"
+    );
+    assert_eq!(
+        counts.failed, 1,
+        "the second change of p-001 was not attempted"
+    );
+    assert_eq!(
+        (counts.applied, c.products.get("p-002").unwrap().version),
+        (1, 1)
+    );
+}
+
+#[tokio::test]
+async fn the_connection_list_is_read_once_per_batch_and_reused_within_its_max_age() {
+    let mut c = consumer();
+    c.connection_cache = ConnectionCache::new(std::time::Duration::from_secs(60));
+    connect(&c, "early", None).await;
+    c.handle_batch(grouped_event(&[&change("p-001", 1, 1299, 40)]))
+        .await;
+    connect(&c, "late", None).await;
+    c.handle_batch(grouped_event(&[&change("p-001", 2, 1299, 41)]))
+        .await;
+    assert_eq!(c.pusher.frames("early").len(), 2);
+    assert!(
+        c.pusher.frames("late").is_empty(),
+        "within the max age the cached list is used"
+    );
+
+    // With no max age every batch reads the list again.
+    c.connection_cache = ConnectionCache::new(std::time::Duration::ZERO);
+    c.handle_batch(grouped_event(&[&change("p-001", 3, 1299, 42)]))
+        .await;
+    assert_eq!(c.pusher.frames("late").len(), 1);
+}
+
+#[tokio::test]
+async fn a_gone_connection_is_dropped_from_the_cached_list() {
+    let mut c = consumer();
+    c.connection_cache = ConnectionCache::new(std::time::Duration::from_secs(60));
+    connect(&c, "stays", None).await;
+    connect(&c, "leaves", None).await;
+    c.pusher.gone.lock().unwrap().insert("leaves".into());
+    let (_, first) = c
+        .handle_batch(grouped_event(&[
+            &change("p-001", 1, 1299, 40),
+            &change("p-002", 1, 500, 3),
+        ]))
+        .await;
+    assert_eq!(first.pushes_gone, 1, "410 once, not once per change");
+    assert!(!c.connections.ids().contains(&"leaves".to_owned()));
+    let (_, second) = c
+        .handle_batch(grouped_event(&[&change("p-001", 2, 1299, 41)]))
+        .await;
+    assert_eq!((second.pushes_gone, second.pushes_sent), (0, 1));
 }

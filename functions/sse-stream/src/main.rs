@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
-use catalog_core::aws::{clients, DynamoChangeLog};
+use catalog_core::aws::{clients, ChangeLog, DynamoChangeLog};
 use catalog_core::config;
 use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::streaming::{channel, Response};
@@ -22,6 +22,10 @@ async fn main() -> Result<(), Error> {
         aws_sdk_dynamodb::Client::new(&sdk),
         config::required("CHANGE_LOG_TABLE")?,
         config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
+        config::parsed_or(
+            "CHANGE_LOG_SHARDS",
+            catalog_core::aws::change_log::DEFAULT_SHARDS,
+        )?,
     );
     let session = SessionConfig {
         max_duration: Duration::from_secs(config::parsed_or("SSE_SESSION_SECONDS", 50)?),
@@ -39,7 +43,7 @@ async fn main() -> Result<(), Error> {
             let query = event.payload.raw_query_string.as_deref().unwrap_or("");
             let (mut sender, body) = channel();
             let mut prelude = MetadataPrelude::default();
-            match SseRequest::parse(last_event_id, query) {
+            match SseRequest::parse(last_event_id, query, log.shards()) {
                 Ok(request) => {
                     prelude.status_code = http::StatusCode::OK;
                     prelude.headers.insert("content-type", "text/event-stream".parse()?);

@@ -4,6 +4,7 @@ use super::*;
 
 fn entry(seq: u64, logged_at_ms: i64) -> LogEntry {
     LogEntry {
+        shard: 0,
         seq,
         event_type: "productChanged".into(),
         product_id: format!("p-{:03}", seq % 3 + 1),
@@ -12,59 +13,80 @@ fn entry(seq: u64, logged_at_ms: i64) -> LogEntry {
     }
 }
 
+fn position(seqs: &[u64]) -> LogPosition {
+    LogPosition(seqs.to_vec())
+}
+
 #[test]
 fn requests_from_headers_and_query() {
-    assert_eq!(SseRequest::parse(None, "").unwrap(), SseRequest::default());
-    let r = SseRequest::parse(Some("42"), "productIds=p-001,p-002&lastEventId=7").unwrap();
-    assert_eq!(r.last_event_id, Some(42), "the header wins over the query");
+    assert_eq!(
+        SseRequest::parse(None, "", 2).unwrap(),
+        SseRequest::default()
+    );
+    let r = SseRequest::parse(Some("4.2"), "productIds=p-001,p-002&lastEventId=7.0", 2).unwrap();
+    assert_eq!(
+        r.last_event_id,
+        Some(position(&[4, 2])),
+        "the header wins over the query"
+    );
     assert_eq!(r.product_ids.unwrap().len(), 2);
     assert_eq!(
-        SseRequest::parse(None, "lastEventId=7")
+        SseRequest::parse(None, "lastEventId=7.0", 2)
             .unwrap()
             .last_event_id,
-        Some(7)
+        Some(position(&[7, 0]))
     );
-    assert!(SseRequest::parse(Some("abc"), "").is_err());
-    assert!(SseRequest::parse(None, "productIds=,").is_err());
+    let refused = SseRequest::parse(Some("abc"), "", 2).unwrap_err();
+    assert!(refused.contains("not an event id"), "{refused}");
+    assert!(
+        SseRequest::parse(Some("42"), "", 2).is_err(),
+        "an id of another shard count"
+    );
+    assert!(SseRequest::parse(None, "productIds=,", 2).is_err());
 }
 
 #[test]
 fn events_are_framed_as_sse() {
     assert_eq!(
-        format_event(&entry(5, 0)),
-        "id: 5\nevent: productChanged\ndata: {\"type\":\"productChanged\",\"n\":5}\n\n"
+        format_event(&entry(5, 0), &position(&[5, 3])),
+        "id: 5.3\nevent: productChanged\ndata: {\"type\":\"productChanged\",\"n\":5}\n\n"
     );
 }
 
 #[test]
 fn entries_are_admitted_in_order_and_a_hole_is_waited_for_then_skipped() {
     let mut order = InOrder {
-        last: 10,
+        position: position(&[10, 3]),
         grace_ms: 2000,
     };
     let now = 100_000;
     // 12 arrived before 11: hold it back while it is fresh.
-    assert!(order.admit(vec![entry(12, now - 100)], now).is_empty());
-    assert_eq!(order.last, 10);
+    assert!(order.admit(0, vec![entry(12, now - 100)], now).is_empty());
+    assert_eq!(order.position, position(&[10, 3]));
     // 11 shows up: both go, in order.
     let got: Vec<u64> = order
-        .admit(vec![entry(11, now), entry(12, now - 100)], now)
+        .admit(0, vec![entry(11, now), entry(12, now - 100)], now)
         .iter()
         .map(|e| e.seq)
         .collect();
     assert_eq!(got, [11, 12]);
     // 13 never comes; 14 waits out the grace period, then goes.
-    assert!(order.admit(vec![entry(14, now)], now + 1999).is_empty());
+    assert!(order.admit(0, vec![entry(14, now)], now + 1999).is_empty());
     let got: Vec<u64> = order
-        .admit(vec![entry(14, now)], now + 2000)
+        .admit(0, vec![entry(14, now)], now + 2000)
         .iter()
         .map(|e| e.seq)
         .collect();
     assert_eq!(got, [14]);
     // Anything at or below the last id is never sent again.
     assert!(order
-        .admit(vec![entry(12, now), entry(14, now)], now + 5000)
+        .admit(0, vec![entry(12, now), entry(14, now)], now + 5000)
         .is_empty());
+    assert_eq!(
+        order.position,
+        position(&[14, 3]),
+        "the other shard is untouched"
+    );
 }
 
 async fn collect(log: &MemoryChangeLog, request: SseRequest, millis: u64) -> String {
@@ -84,24 +106,41 @@ async fn collect(log: &MemoryChangeLog, request: SseRequest, millis: u64) -> Str
     text
 }
 
-fn ids(text: &str) -> Vec<u64> {
+fn ids(text: &str, shards: usize) -> Vec<LogPosition> {
     text.lines()
         .filter_map(|l| l.strip_prefix("id: "))
-        .map(|n| n.parse().unwrap())
+        .map(|id| LogPosition::parse(id, shards).unwrap())
         .collect()
+}
+
+fn data(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn append_numbered(log: &MemoryChangeLog, products: &[&str], count: usize) {
+    for i in 0..count {
+        let product = products[i % products.len()];
+        log.append(
+            "productChanged",
+            product,
+            &format!(r#"{{"n":{i},"p":"{product}"}}"#),
+        )
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn a_new_client_starts_at_the_head_and_resume_continues_after_its_last_id() {
-    let log = MemoryChangeLog::default();
-    for i in 0..5 {
-        log.append("productChanged", &format!("p-00{}", i % 2 + 1), "{}")
-            .await
-            .unwrap();
-    }
+    let log = MemoryChangeLog::with_shards(4);
+    let products = ["p-001", "p-002", "p-003", "p-004", "p-005"];
+    append_numbered(&log, &products, 5).await;
     let fresh = collect(&log, SseRequest::default(), 60).await;
     assert!(
-        ids(&fresh).is_empty(),
+        ids(&fresh, 4).is_empty(),
         "history is not replayed to a new client"
     );
     assert!(fresh.starts_with("retry: 1000\n"));
@@ -110,21 +149,113 @@ async fn a_new_client_starts_at_the_head_and_resume_continues_after_its_last_id(
         "idle connections get heartbeats"
     );
 
-    let resumed = collect(
+    let everything = collect(
         &log,
         SseRequest {
-            last_event_id: Some(2),
+            last_event_id: Some(LogPosition::start(4)),
             product_ids: None,
         },
         30,
     )
     .await;
-    assert_eq!(ids(&resumed), [3, 4, 5]);
+    let all_ids = ids(&everything, 4);
+    assert_eq!(all_ids.len(), 5);
+    assert!(LogPosition::start(4).followed_by(&all_ids[0]));
+    assert!(
+        all_ids.windows(2).all(|w| w[0].followed_by(&w[1])),
+        "{all_ids:?}"
+    );
+    assert_eq!(all_ids[4], log.head().await.unwrap());
+
+    // Resuming after the second event gives the last three, the same ones, once each.
+    let resumed = collect(
+        &log,
+        SseRequest {
+            last_event_id: Some(all_ids[1].clone()),
+            product_ids: None,
+        },
+        30,
+    )
+    .await;
+    assert_eq!(ids(&resumed, 4), all_ids[2..]);
+    assert_eq!(data(&resumed), data(&everything)[2..]);
+
     let only_p1 = SseRequest {
-        last_event_id: Some(0),
+        last_event_id: Some(LogPosition::start(4)),
         product_ids: Some(["p-001".to_owned()].into()),
     };
-    assert_eq!(ids(&collect(&log, only_p1, 30).await), [1, 3, 5]);
+    let p1 = data(&collect(&log, only_p1, 30).await);
+    assert_eq!(p1, [r#"{"n":0,"p":"p-001"}"#]);
+}
+
+/// Many products over many shards, read in sessions that end and resume from their last
+/// id while changes keep coming: every event arrives once, none is skipped, each product's
+/// in order, and each id is exactly one entry past the one before.
+#[tokio::test]
+async fn resume_across_sessions_never_repeats_or_skips_with_writes_in_between() {
+    let log = std::sync::Arc::new(MemoryChangeLog::with_shards(8));
+    let products: Vec<String> = (1..=40).map(|i| format!("p-{i:03}")).collect();
+    let refs: Vec<&str> = products.iter().map(String::as_str).collect();
+    let start = log.head().await.unwrap();
+    let mut last = start.clone();
+    let mut received = Vec::new();
+    let mut written = 0;
+    for round in 0..6 {
+        for i in 0..37 {
+            let product = refs[(round * 37 + i) % refs.len()];
+            log.append(
+                "productChanged",
+                product,
+                &format!(r#"{{"n":{written},"p":"{product}"}}"#),
+            )
+            .await
+            .unwrap();
+            written += 1;
+        }
+        let text = collect(
+            &log,
+            SseRequest {
+                last_event_id: Some(last.clone()),
+                product_ids: None,
+            },
+            20,
+        )
+        .await;
+        let round_ids = ids(&text, 8);
+        for id in &round_ids {
+            assert!(last.followed_by(id), "{last} then {id}");
+            last = id.clone();
+        }
+        received.extend(data(&text));
+    }
+    assert_eq!(received.len(), written, "every event once");
+    let mut numbers: Vec<u64> = received
+        .iter()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(d).unwrap()["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Per product, in the order written.
+    for product in &refs {
+        let mine: Vec<u64> = received
+            .iter()
+            .filter(|d| d.contains(&format!(r#""p":"{product}""#)))
+            .map(|d| {
+                serde_json::from_str::<serde_json::Value>(d).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]), "{product}: {mine:?}");
+    }
+    numbers.sort_unstable();
+    assert_eq!(
+        numbers,
+        (0..written as u64).collect::<Vec<_>>(),
+        "nothing skipped"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +278,10 @@ async fn a_session_sees_events_appended_while_it_runs_and_ends_when_the_client_l
         .unwrap();
     assert_eq!(
         rx.recv().await.unwrap(),
-        "id: 1\nevent: productChanged\ndata: {\"x\":1}\n\n"
+        format!(
+            "id: {}\nevent: productChanged\ndata: {{\"x\":1}}\n\n",
+            log.head().await.unwrap()
+        )
     );
     drop(rx);
     let summary = tokio::time::timeout(Duration::from_secs(2), session)

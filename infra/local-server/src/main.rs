@@ -126,7 +126,11 @@ impl Server {
     }
 
     async fn events(&self, mut stream: TcpStream, request: &Request) {
-        let sse = match SseRequest::parse(request.last_event_id.as_deref(), &request.query) {
+        let sse = match SseRequest::parse(
+            request.last_event_id.as_deref(),
+            &request.query,
+            self.log.shards(),
+        ) {
             Ok(sse) => sse,
             Err(message) => {
                 let body =
@@ -237,6 +241,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             aws_sdk_dynamodb::Client::new(&sdk),
             config::required("CHANGE_LOG_TABLE")?,
             3600,
+            config::parsed_or(
+                "CHANGE_LOG_SHARDS",
+                catalog_core::aws::change_log::DEFAULT_SHARDS,
+            )?,
         ),
         session: SessionConfig {
             max_duration: Duration::from_secs(config::parsed_or("SSE_SESSION_SECONDS", 300)?),

@@ -58,7 +58,7 @@ impl Stack {
         let auth_secret = env("AUTH_TOKEN_SECRET");
         let token = catalog_core::auth::issue(auth_secret.as_bytes(), "e2e", 3600);
         let sdk = clients::sdk_config().await;
-        Stack {
+        let stack = Stack {
             outputs,
             ws_url: format!("{ws_url_without_token}?token={token}"),
             ws_url_without_token,
@@ -71,6 +71,18 @@ impl Stack {
             sns: aws_sdk_sns::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+        };
+        stack.settle().await;
+        stack
+    }
+
+    /// Waits until no earlier work is still flowing: the changes and photo-jobs queues are
+    /// empty (visible and in flight) for three polls in a row. Every test starts from here,
+    /// whatever ran before it, so none sees another test's changes arrive mid-way.
+    pub async fn settle(&self) {
+        let timeout = Duration::from_secs(120);
+        for queue in ["ChangesQueueUrl", "PhotoJobsQueueUrl"] {
+            self.wait_for_drained_queue(queue, timeout).await;
         }
     }
 
@@ -181,13 +193,20 @@ impl Stack {
 
     /// Waits until the changes queue has been empty for three polls in a row.
     pub async fn wait_for_drained_changes_queue(&self, timeout: Duration) {
-        let url = self.output("ChangesQueueUrl").to_owned();
+        self.wait_for_drained_queue("ChangesQueueUrl", timeout)
+            .await;
+    }
+
+    /// Waits until the queue named by a stack output has been empty for three polls in a row.
+    pub async fn wait_for_drained_queue(&self, queue_output: &str, timeout: Duration) {
+        let url = self.output(queue_output).to_owned();
         let deadline = Instant::now() + timeout;
         let mut empty_polls = 0;
         while empty_polls < 3 {
             assert!(
                 Instant::now() < deadline,
-                "changes queue did not drain within {timeout:?}"
+                "{queue_output} did not drain within {timeout:?} (depth {})",
+                self.queue_depth(&url).await
             );
             empty_polls = if self.queue_depth(&url).await == 0 {
                 empty_polls + 1
@@ -196,6 +215,29 @@ impl Stack {
             };
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+    }
+}
+
+/// An SSE event id as the stream writes it.
+pub fn log_position(id: &str) -> catalog_core::aws::LogPosition {
+    catalog_core::aws::LogPosition::parse(id, id.split('.').count())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+impl Stack {
+    /// The deployed change log, with the shard count the functions run with.
+    pub async fn change_log(&self) -> catalog_core::aws::DynamoChangeLog {
+        let shards = self
+            .function_env("SseFunctionName", "CHANGE_LOG_SHARDS")
+            .await
+            .and_then(|v| v.parse().ok())
+            .expect("the SSE function names CHANGE_LOG_SHARDS");
+        catalog_core::aws::DynamoChangeLog::new(
+            self.dynamo.clone(),
+            self.output("ChangeLogTableName"),
+            3600,
+            shards,
+        )
     }
 }
 
@@ -410,6 +452,23 @@ pub fn set_management_fault(status: Option<u16>) {
     );
 }
 
+/// The management API fault for as long as the guard lives: a scenario that fails mid-way
+/// still leaves the proxy healthy for the tests after it.
+pub struct ManagementFault;
+
+impl ManagementFault {
+    pub fn on(status: u16) -> ManagementFault {
+        set_management_fault(Some(status));
+        ManagementFault
+    }
+}
+
+impl Drop for ManagementFault {
+    fn drop(&mut self) {
+        set_management_fault(None);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Published {
@@ -418,18 +477,47 @@ pub struct Published {
     pub version: u64,
 }
 
+/// A frame and when it was read off the socket.
+pub type Received = (Value, chrono::DateTime<chrono::Utc>);
+
 /// A real WebSocket client: frames are read in the background and kept in order.
 pub struct WsClient {
-    frames: Arc<Mutex<Vec<Value>>>,
+    /// Every frame, with the time it was read off the socket.
+    frames: Arc<Mutex<Vec<Received>>>,
     outgoing: mpsc::UnboundedSender<Message>,
     reader: tokio::task::JoinHandle<()>,
 }
 
+/// Why a WebSocket handshake did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server answered the handshake with this HTTP status.
+    Status(u16),
+    /// No answer within the time allowed.
+    TimedOut,
+    /// The connection failed some other way (reset, refused by the OS...).
+    Other(String),
+}
+
 impl WsClient {
     pub async fn connect(url: &str) -> WsClient {
-        let (socket, _) = tokio_tungstenite::connect_async(url)
+        WsClient::try_connect(url, Duration::from_secs(60))
             .await
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+            .unwrap_or_else(|e| panic!("connect {url}: {e:?}"))
+    }
+
+    /// Connects, or says why not: the handshake's HTTP status, a time-out, or another failure.
+    pub async fn try_connect(url: &str, timeout: Duration) -> Result<WsClient, Refusal> {
+        use tokio_tungstenite::tungstenite::Error;
+        let (socket, _) =
+            match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+                Err(_) => return Err(Refusal::TimedOut),
+                Ok(Err(Error::Http(response))) => {
+                    return Err(Refusal::Status(response.status().as_u16()))
+                }
+                Ok(Err(other)) => return Err(Refusal::Other(other.to_string())),
+                Ok(Ok(connected)) => connected,
+            };
         let (mut sink, mut stream) = socket.split();
         let frames = Arc::new(Mutex::new(Vec::new()));
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
@@ -443,8 +531,9 @@ impl WsClient {
                     },
                     frame = stream.next() => match frame {
                         Some(Ok(Message::Text(text))) => {
+                            let received = chrono::Utc::now();
                             let value = serde_json::from_str(text.as_str()).unwrap_or_else(|_| Value::String(text.to_string()));
-                            recorded.lock().unwrap().push(value);
+                            recorded.lock().unwrap().push((value, received));
                         }
                         Some(Ok(_)) => {}
                         _ => break,
@@ -452,11 +541,11 @@ impl WsClient {
                 }
             }
         });
-        WsClient {
+        Ok(WsClient {
             frames,
             outgoing,
             reader,
-        }
+        })
     }
 
     /// Connects and subscribes (`None`: every product), and waits for the server's ack.
@@ -482,7 +571,23 @@ impl WsClient {
     }
 
     pub fn frames(&self) -> Vec<Value> {
-        self.frames.lock().unwrap().clone()
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(f, _)| f.clone())
+            .collect()
+    }
+
+    /// The frames after the first `skip`, each with the time it arrived.
+    pub fn frames_since(&self, skip: usize) -> Vec<Received> {
+        self.frames
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect()
     }
 
     pub fn frames_of_type(&self, kind: &str) -> Vec<Value> {

@@ -6,6 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use catalog_core::aws::{ChangeLog, LogPosition};
 use e2e::{eventually, Published, Stack};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -14,12 +15,12 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// One SSE connection, read in the background: (id, event, data) per event.
 struct SseConnection {
-    events: Arc<Mutex<Vec<(u64, String, String)>>>,
+    events: Arc<Mutex<Vec<(LogPosition, String, String)>>>,
     reader: tokio::task::JoinHandle<()>,
 }
 
 impl SseConnection {
-    async fn open(url: &str, last_event_id: Option<u64>) -> SseConnection {
+    async fn open(url: &str, last_event_id: Option<&LogPosition>) -> SseConnection {
         let rest = url.strip_prefix("http://").expect("an http:// SSE URL");
         let (authority, path) = rest.split_at(rest.find('/').unwrap());
         let mut stream = TcpStream::connect(authority)
@@ -30,7 +31,7 @@ impl SseConnection {
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n{resume}\r\n"
         );
         stream.write_all(request.as_bytes()).await.unwrap();
-        let events: Arc<Mutex<Vec<(u64, String, String)>>> = Arc::default();
+        let events: Arc<Mutex<Vec<(LogPosition, String, String)>>> = Arc::default();
         let sink = events.clone();
         let reader = tokio::spawn(async move {
             let mut text = String::new();
@@ -53,7 +54,7 @@ impl SseConnection {
                     {
                         sink.lock()
                             .unwrap()
-                            .push((id.parse().unwrap(), event, data));
+                            .push((e2e::log_position(&id), event, data));
                     }
                 }
             }
@@ -61,7 +62,7 @@ impl SseConnection {
         SseConnection { events, reader }
     }
 
-    fn events(&self) -> Vec<(u64, String, String)> {
+    fn events(&self) -> Vec<(LogPosition, String, String)> {
         self.events.lock().unwrap().clone()
     }
 
@@ -90,27 +91,32 @@ async fn sse_resumes_after_a_dropped_connection_without_gap_or_duplicate() {
     let before = stack.run_generator().await;
     first.wait_for_changes(&before).await;
     let seen_first = first.events();
-    let last_id = seen_first.last().unwrap().0;
+    let last_id = seen_first.last().unwrap().0.clone();
     first.drop_connection();
 
     // Changes made while the client is away.
     let mut during = stack.run_generator().await;
     during.extend(stack.run_generator().await);
-    let second = SseConnection::open(&stack.sse_url, Some(last_id)).await;
+    let second = SseConnection::open(&stack.sse_url, Some(&last_id)).await;
     second.wait_for_changes(&during).await;
 
-    let ids: Vec<u64> = seen_first
+    let ids: Vec<String> = seen_first
         .iter()
         .chain(second.events().iter())
-        .map(|e| e.0)
+        .map(|e| e.0.to_string())
         .collect();
-    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "no event twice: {ids:?}");
+    let positions: Vec<LogPosition> = seen_first
+        .iter()
+        .chain(second.events().iter())
+        .map(|e| e.0.clone())
+        .collect();
     assert!(
-        ids.windows(2).all(|w| w[1] == w[0] + 1),
-        "ids run on without a gap across the reconnect: {ids:?}"
+        positions.windows(2).all(|w| w[0].followed_by(&w[1])),
+        "each id is one entry past the one before, across the reconnect: {ids:?}"
     );
-    assert!(second.events().iter().all(|e| e.0 > last_id));
+    assert!(second.events().iter().all(|e| last_id.precedes(&e.0)));
     assert!(seen_first
         .iter()
         .chain(second.events().iter())
@@ -119,7 +125,7 @@ async fn sse_resumes_after_a_dropped_connection_without_gap_or_duplicate() {
     // A filtered stream only carries its products.
     let one = during[0].product_id.clone();
     let url = format!("{}?productIds={one}", stack.sse_url);
-    let filtered = SseConnection::open(&url, Some(last_id)).await;
+    let filtered = SseConnection::open(&url, Some(&last_id)).await;
     eventually("the filtered resume", WAIT, || async {
         filtered
             .events()
@@ -265,13 +271,17 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
         printed_each(l, &after)
     })
     .await;
-    let sse_ids: Vec<u64> = sse
+    let sse_ids: Vec<LogPosition> = sse
         .lines()
         .iter()
-        .filter_map(|l| l.strip_prefix('#')?.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| {
+            Some(e2e::log_position(
+                l.strip_prefix('#')?.split_whitespace().next()?,
+            ))
+        })
         .collect();
     assert!(
-        sse_ids.windows(2).all(|w| w[1] == w[0] + 1),
+        sse_ids.windows(2).all(|w| w[0].followed_by(&w[1])),
         "sse-echo saw every id once, in order: {sse_ids:?}"
     );
     drop(ws.child);
@@ -302,29 +312,12 @@ async fn the_sse_lambda_serves_the_same_events_through_its_function_url() {
         .set_function_env("SseFunctionName", &[("SSE_SESSION_SECONDS", Some("2"))])
         .await;
 
-    let head = {
-        let item = stack
-            .dynamo
-            .get_item()
-            .table_name(stack.output("ChangeLogTableName"))
-            .key(
-                "stream",
-                aws_sdk_dynamodb::types::AttributeValue::S("counter".into()),
-            )
-            .key(
-                "seq",
-                aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap_or_default();
-        item.get("next")
-            .and_then(|v| v.as_n().ok())
-            .map_or(0, |n| n.parse::<u64>().unwrap())
-    };
+    let head = stack
+        .change_log()
+        .await
+        .head()
+        .await
+        .expect("change-log head");
     let published = stack.run_generator().await;
     for p in &published {
         eventually(&format!("{} applied", p.change_id), WAIT, || async {
@@ -350,12 +343,17 @@ async fn the_sse_lambda_serves_the_same_events_through_its_function_url() {
     );
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
     let text = String::from_utf8_lossy(&response.body).to_string();
-    let ids: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("id: ")?.parse().ok())
+    let ids: Vec<LogPosition> = std::iter::once(head)
+        .chain(
+            text.lines()
+                .filter_map(|l| Some(e2e::log_position(l.strip_prefix("id: ")?))),
+        )
         .collect();
-    assert_eq!(ids.first(), Some(&(head + 1)), "{text}");
-    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    assert!(ids.len() > 1, "{text}");
+    assert!(
+        ids.windows(2).all(|w| w[0].followed_by(&w[1])),
+        "from the head on, one entry at a time: {ids:?}"
+    );
     for p in &published {
         assert!(
             text.contains(&p.change_id),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use catalog_core::{Product, ProductChanged, StockAndPrice};
-use e2e::{change_of, eventually, set_management_fault, versions_by_product, Stack, WsClient};
+use e2e::{change_of, eventually, versions_by_product, ManagementFault, Stack, WsClient};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -152,10 +152,16 @@ async fn scenario_2_a_crash_partway_through_a_batch_reapplies_nothing() {
             pushed_twice += 1;
         }
     }
-    // The three records done before the crash came back as duplicates: pushed again, not re-applied.
-    assert_eq!(
-        pushed_twice, 3,
-        "exactly the records done before the crash were redelivered: {seen:?}"
+    // The three records done before the crash came back as duplicates: pushed again, not
+    // re-applied. Products run concurrently, so a record cut short by the crash may have
+    // pushed already too; none is pushed a third time.
+    assert!(
+        (3..=changes.len()).contains(&pushed_twice),
+        "at least the records done before the crash were redelivered: {seen:?}"
+    );
+    assert!(
+        seen.values().all(|versions| versions.len() <= 2),
+        "{seen:?}"
     );
     client.close().await;
 }
@@ -167,7 +173,7 @@ async fn scenario_3_management_api_outage_opens_the_breaker_and_loses_nothing() 
     let client = WsClient::subscribed(&stack.ws_url, None).await;
     let started = chrono::Utc::now();
 
-    set_management_fault(Some(500));
+    let fault = ManagementFault::on(500);
     let mut published = Vec::new();
     for _ in 0..3 {
         published.extend(stack.run_generator().await);
@@ -183,7 +189,7 @@ async fn scenario_3_management_api_outage_opens_the_breaker_and_loses_nothing() 
         client.frames_of_type("productChanged").is_empty(),
         "nothing can reach clients while the management API fails"
     );
-    set_management_fault(None);
+    drop(fault);
 
     // A change whose push failed may have been superseded before its redelivery (both were
     // applied, neither pushed); then only the newer one is pushed. Every product's newest
@@ -231,6 +237,8 @@ async fn scenario_3_management_api_outage_opens_the_breaker_and_loses_nothing() 
     for p in &published {
         assert!(stack.product(&p.product_id).await.version >= p.version);
     }
+    // Redeliveries of pushes that failed during the outage finish before the next test.
+    stack.wait_for_drained_changes_queue(WAIT).await;
     client.close().await;
 }
 
@@ -506,5 +514,6 @@ async fn scenario_6_an_emulator_restart_mid_stream_loses_no_accepted_change() {
                 .all(|p| frames.iter().any(|f| f["changeId"] == p.change_id.as_str()))
         })
         .await;
+    stack.wait_for_drained_changes_queue(WAIT).await;
     client.close().await;
 }

@@ -25,6 +25,7 @@ fn change_ids(frames: &[Value]) -> Vec<String> {
 async fn clients_receive_exactly_their_changes_in_version_order() {
     let stack = Stack::load().await;
 
+    let earlier: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();
     let everything = WsClient::connect(&stack.ws_url).await;
     everything.send(r#"{"action":"subscribe"}"#);
     everything
@@ -137,10 +138,11 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
         !stack.connection_ids().await.contains(&narrow_id)
     })
     .await;
-    assert_eq!(
-        stack.connection_ids().await.len(),
-        before.len(),
-        "the other client stays connected"
+    let everything_ids: Vec<String> = before.difference(&earlier).cloned().collect();
+    let remaining = stack.connection_ids().await;
+    assert!(
+        everything_ids.iter().all(|id| remaining.contains(id)),
+        "the other client stays connected: {everything_ids:?} in {remaining:?}"
     );
     everything.close().await;
 }
@@ -314,11 +316,10 @@ async fn a_malformed_message_ends_in_the_dlq_and_its_batch_is_processed() {
         "the reason travels with it: {:?}",
         found[0].1
     );
-    assert_eq!(
-        stack.queue_depth(stack.output("ChangesQueueUrl")).await,
-        0,
-        "nothing else is stuck in the queue"
-    );
+    // Nothing of the batch stays behind (the queue was empty when this test began).
+    stack
+        .wait_for_drained_changes_queue(Duration::from_secs(20))
+        .await;
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ pub mod products;
 pub mod publisher;
 pub mod push;
 
-pub use change_log::{ChangeLog, DynamoChangeLog, LogEntry};
+pub use change_log::{shard_of, ChangeLog, DynamoChangeLog, LogEntry, LogPosition};
 pub use connections::{Connection, ConnectionStore, DynamoConnections};
 pub use dead_letters::{dead_letter_record, retry_later, DeadLetter, DeadLetters, SqsDeadLetters};
 pub use downstreams::Downstreams;

@@ -1,0 +1,234 @@
+//! A connection storm on the emulator: many clients open a WebSocket within a few seconds.
+//! Every one is either accepted or told why (an HTTP status on the handshake, never a
+//! silent time-out); a refused client retries with backoff as a real one does; every
+//! accepted client receives the next change; once all have closed no connection record is
+//! left; and the number of function processes stays within the local stack's bound.
+//!
+//! `STORM_CLIENTS` (default 200) and `STORM_SECONDS` (default clients / 100) size it;
+//! scripts/test runs the default and scripts/soak 1,000 clients in 10 s.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e::{eventually, Refusal, Stack, WsClient};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const ATTEMPTS: u32 = 8;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// MiB of memory available on the machine.
+fn available_mib() -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Running `bootstrap` processes: the emulator starts one per concurrent Lambda invocation.
+fn bootstrap_processes() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "bootstrap")
+        })
+        .count()
+}
+
+/// How one client's connection went.
+struct Outcome {
+    client: Option<WsClient>,
+    /// Every attempt that was refused, in order.
+    refusals: Vec<Refusal>,
+}
+
+/// Connects, retrying a refusal with jittered exponential backoff; a time-out is not retried.
+async fn connect_with_backoff(url: String, seed: u64) -> Outcome {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut refusals = Vec::new();
+    for attempt in 0..ATTEMPTS {
+        match WsClient::try_connect(&url, HANDSHAKE_TIMEOUT).await {
+            Ok(client) => {
+                return Outcome {
+                    client: Some(client),
+                    refusals,
+                }
+            }
+            Err(refusal) => {
+                let retry = matches!(refusal, Refusal::Status(_));
+                refusals.push(refusal);
+                if !retry {
+                    break;
+                }
+                let backoff = 100u64 << attempt.min(5);
+                tokio::time::sleep(Duration::from_millis(backoff + rng.u64(0..backoff))).await;
+            }
+        }
+    }
+    Outcome {
+        client: None,
+        refusals,
+    }
+}
+
+/// Subscribes to everything; a frame the gateway refused (throttled) is sent again.
+async fn subscribe_with_retry(client: &WsClient) -> bool {
+    for attempt in 0..ATTEMPTS {
+        let acks_before = client.frames().len();
+        client.send(r#"{"action":"subscribe"}"#);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && client.frames().len() == acks_before {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if client
+            .frames()
+            .iter()
+            .skip(acks_before)
+            .any(|f| f["type"] == "subscribed")
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+    }
+    false
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn a_connection_storm_is_accepted_or_refused_with_a_status_and_leaves_nothing_behind() {
+    let stack = Stack::load().await;
+    let clients: usize = env_or("STORM_CLIENTS", 200);
+    let spread = Duration::from_secs_f64(env_or("STORM_SECONDS", clients as f64 / 100.0));
+    let process_bound: usize = env_or("LAMBDA_ACCOUNT_CONCURRENCY", 64);
+    let earlier: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();
+    let memory_before = available_mib();
+
+    // Sample the machine while the storm runs.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let (mut lowest_mib, mut most_processes) = (u64::MAX, 0);
+            while sampling.load(Ordering::Relaxed) {
+                lowest_mib = lowest_mib.min(available_mib());
+                most_processes = most_processes.max(bootstrap_processes());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (lowest_mib, most_processes)
+        })
+    };
+
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let url = stack.ws_url.clone();
+            let at = spread.mul_f64(i as f64 / clients as f64);
+            tokio::spawn(async move {
+                tokio::time::sleep(at).await;
+                connect_with_backoff(url, i as u64).await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("client task"));
+    }
+    let connected_in = started.elapsed();
+
+    let mut refusals_by_kind: BTreeMap<String, usize> = BTreeMap::new();
+    for refusal in outcomes.iter().flat_map(|o| &o.refusals) {
+        *refusals_by_kind.entry(format!("{refusal:?}")).or_default() += 1;
+    }
+    let first_try = outcomes
+        .iter()
+        .filter(|o| o.client.is_some() && o.refusals.is_empty())
+        .count();
+    let accepted: Vec<WsClient> = outcomes.into_iter().filter_map(|o| o.client).collect();
+    eprintln!(
+        "storm: {clients} clients over {spread:?}: {} accepted ({first_try} at the first try) in {connected_in:.1?}; refusals {refusals_by_kind:?}",
+        accepted.len()
+    );
+    assert!(
+        refusals_by_kind.keys().all(|k| k.starts_with("Status(")),
+        "every refused handshake carries an HTTP status, none times out: {refusals_by_kind:?}"
+    );
+    assert!(
+        !accepted.is_empty(),
+        "some clients got through: {refusals_by_kind:?}"
+    );
+
+    let subscribed = futures::future::join_all(accepted.iter().map(subscribe_with_retry)).await;
+    let subscribed_count = subscribed.iter().filter(|s| **s).count();
+    assert_eq!(
+        subscribed_count,
+        accepted.len(),
+        "every accepted client got its subscription acknowledged"
+    );
+
+    // The next change reaches every accepted client.
+    let published = stack.run_generator().await;
+    assert!(!published.is_empty());
+    for (i, client) in accepted.iter().enumerate() {
+        client
+            .wait_for(
+                &format!("client {i}: the next change"),
+                Duration::from_secs(60),
+                |frames| {
+                    published
+                        .iter()
+                        .all(|p| frames.iter().any(|f| f["changeId"] == p.change_id.as_str()))
+                },
+            )
+            .await;
+    }
+
+    // Half leave with a close frame, half just vanish; a record whose $disconnect did not
+    // run (or was throttled) is removed by the 410 of the next push.
+    for (i, client) in accepted.into_iter().enumerate() {
+        if i % 2 == 0 {
+            client.close().await;
+        } else {
+            client.abandon();
+        }
+    }
+    let leftover = || async {
+        stack
+            .connection_ids()
+            .await
+            .into_iter()
+            .filter(|id| !earlier.contains(id))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while leftover().await > 0 && Instant::now() < deadline {
+        stack.run_generator().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eventually(
+        "no connection record of the storm left",
+        Duration::from_secs(5),
+        || async { leftover().await == 0 },
+    )
+    .await;
+
+    sampling.store(false, Ordering::Relaxed);
+    let (lowest_mib, most_processes) = sampler.await.expect("sampler");
+    eprintln!(
+        "storm: most bootstrap processes {most_processes} (bound {process_bound}); memory available {memory_before} MiB before, {lowest_mib} MiB at the lowest"
+    );
+    assert!(
+        most_processes <= process_bound,
+        "the emulator's processes stayed within the account concurrency: {most_processes} > {process_bound}"
+    );
+}
