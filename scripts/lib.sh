@@ -113,10 +113,14 @@ emulator_stop() {
 }
 
 # Host binaries in the dev profile: the emulator runs bootstraps as local processes and
-# ignores the declared architecture, and the tests share these compiled dependencies.
+# ignores the declared architecture. Every cargo command in these scripts selects the whole
+# workspace with its test targets, so dependencies are resolved with the same features each
+# time and compile once: selecting fewer targets (`--bins`, `-p crate`) resolves other
+# features and rebuilds the SDK, which at opt-level 2 costs minutes.
+CARGO_SELECTION=(--workspace --all-targets)
 build_functions() {
-  say "building the functions (cargo build --workspace --bins $*)"
-  (cd "$ROOT" && cargo build --workspace --bins --quiet "$@")
+  say "building the functions (cargo build ${CARGO_SELECTION[*]} $*)"
+  (cd "$ROOT" && cargo build "${CARGO_SELECTION[@]}" --quiet "$@")
 }
 
 # The local stack's token-signing key: generated once into .local/auth-secret (never committed).

@@ -266,16 +266,34 @@ impl Stack {
     ) -> Vec<String> {
         let since_ms = since.timestamp_millis();
         let group = format!("/aws/lambda/{}", self.output(function_output));
-        let streams = match self
-            .logs
-            .describe_log_streams()
-            .log_group_name(&group)
-            .send()
-            .await
-        {
-            Ok(out) => out.log_streams.unwrap_or_default(),
-            Err(_) => return Vec::new(), // no invocation has logged yet
-        };
+        // The emulator writes a stream per invocation, 50 to a page: read every page, newest
+        // streams first, until the streams are older than `since`.
+        let mut streams = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = match self
+                .logs
+                .describe_log_streams()
+                .log_group_name(&group)
+                .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
+                .descending(true)
+                .set_next_token(next.clone())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(_) => return Vec::new(), // no invocation has logged yet
+            };
+            let page = out.log_streams.unwrap_or_default();
+            let older = page
+                .iter()
+                .any(|s| s.last_event_timestamp.is_some_and(|t| t < since_ms));
+            streams.extend(page);
+            next = out.next_token.filter(|t| Some(t) != next.as_ref());
+            if older || next.is_none() {
+                break;
+            }
+        }
         let mut lines = Vec::new();
         for stream in streams {
             let Some(name) = stream.log_stream_name else {

@@ -1,6 +1,8 @@
 //! REST API latency on the deployed stack, as a client sees it (HTTP API → rest-api λ → …):
 //! the photo redirect on a presigned-URL cache miss (first request per photo) and hit
-//! (later requests), the 304 answer to `If-None-Match`, a product, and a catalogue page.
+//! (later requests), the 304 answer to `If-None-Match`, a product, and a catalogue page,
+//! beside two floors: the emulator's own HTTP answer and a request our function refuses
+//! before calling anything.
 //! Prints one JSON object; scripts/bench puts it in BENCHMARKS.md.
 //!
 //! Usage: api-bench [rounds=5]   (STACK_OUTPUTS, REST_URL, WS_URL, AUTH_TOKEN_SECRET as for the e2e tests)
@@ -37,6 +39,21 @@ async fn main() {
 
     let (mut miss, mut hit, mut not_modified, mut product, mut page) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The floors under every figure: the emulator answering HTTP by itself (its health
+    // route, no Lambda), and a request that reaches the rest-api function but is refused
+    // before any downstream call (`limit=0`: the emulator's HTTP API, Lambda dispatch,
+    // lambda_http and our routing, nothing else).
+    let endpoint =
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let (mut emulator_floor, mut function_floor) = (Vec::new(), Vec::new());
+    for _ in 0..(rounds * 60) {
+        emulator_floor.push(
+            timed(&format!("{endpoint}/_localstack/health"), &[], 200)
+                .await
+                .0,
+        );
+        function_floor.push(timed(&format!("{base}/products?limit=0"), &[], 400).await.0);
+    }
     let mut etags = Vec::new();
     for id in &ids {
         let (ms, response) = timed(&format!("{base}/products/{id}/photo"), &[], 302).await;
@@ -87,6 +104,8 @@ async fn main() {
     println!(
         "{}",
         json!({
+            "emulator_floor": summary(emulator_floor),
+            "function_floor": summary(function_floor),
             "photo_miss": summary(miss.clone()),
             "photo_hit": summary(hit.clone()),
             "photo_304": summary(not_modified.clone()),
