@@ -5,16 +5,18 @@
 //! peak memory. Prints JSON.
 //!
 //!   fanout-bench [rounds=15] [N...]      default N: 1000 10000
-//!   fanout-bench --serve PORT            only the endpoint, for measuring anything else
+//!   fanout-bench --serve PORT            only the endpoint (and its clients), for measuring anything else
 //!
-//! The endpoint runs in a child process (`--serve`), so the clients' memory is not counted
-//! as the consumer's. Its protocol, for any other implementation to use:
-//!   POST {base}/@connections/{id}          PostToConnection: the body goes to client {id}; 410 if unknown
-//!   POST /clients?n=N                      connects N loopback WebSocket clients; answers their ids (JSON)
-//!   DELETE /clients                        closes them
-//!   GET  /received?at_least=N&timeout_ms=T waits for N frames in all; answers
-//!                                          {"received": n, "first_us": t, "last_us": t} (epoch µs), then resets
-//! where {base} is printed on the first line of stdout: `@connections base: http://127.0.0.1:PORT/bench`.
+//! Three processes, so neither the clients' memory is counted as the consumer's nor 10,000
+//! clients and their 10,000 server-side sockets share one process's open-file limit: this
+//! one (the consumer), the endpoint (`--serve`) and the clients (`--clients`, which the
+//! endpoint starts). `--serve` prints two lines:
+//!   @connections base: http://127.0.0.1:PORT/bench   POST {base}/@connections/{id}: the body goes to client {id}; 410 if unknown
+//!   control: http://127.0.0.1:PORT2                   the clients:
+//!     POST /clients?n=N                       connects N loopback WebSocket clients; answers their ids (JSON)
+//!     DELETE /clients                         closes them
+//!     GET  /received?at_least=N&timeout_ms=T  waits for N frames in all; answers
+//!                                             {"received": n, "first_us": t, "last_us": t} (epoch µs), then resets
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -39,11 +41,17 @@ fn epoch_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The `@connections` side: one sender per connected client.
 #[derive(Default)]
 struct Endpoint {
-    port: AtomicUsize,
     sockets: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
-    clients: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The clients' side: their reader tasks and what they received.
+#[derive(Default)]
+struct Clients {
+    endpoint_port: u16,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     next_id: AtomicUsize,
     received: AtomicUsize,
     first_us: AtomicU64,
@@ -68,10 +76,10 @@ async fn upgrade(
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> impl IntoResponse {
+    // Registered before the handshake answers, so a POST right after it finds the client.
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    endpoint.sockets.lock().unwrap().insert(id.clone(), tx);
     ws.on_upgrade(move |socket: WebSocket| async move {
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        endpoint.sockets.lock().unwrap().insert(id.clone(), tx);
-        endpoint.changed.notify_waiters();
         let (mut sink, mut stream) = socket.split();
         use futures::SinkExt;
         loop {
@@ -88,13 +96,13 @@ async fn upgrade(
 }
 
 async fn open_clients(
-    State(endpoint): State<Arc<Endpoint>>,
+    State(clients): State<Arc<Clients>>,
     Query(query): Query<HashMap<String, usize>>,
 ) -> Json<Vec<String>> {
     let n = query.get("n").copied().unwrap_or(1);
-    let port = endpoint.port.load(Ordering::Relaxed);
+    let port = clients.endpoint_port;
     let ids: Vec<String> = (0..n)
-        .map(|_| format!("c{}", endpoint.next_id.fetch_add(1, Ordering::Relaxed)))
+        .map(|_| format!("c{}", clients.next_id.fetch_add(1, Ordering::Relaxed)))
         .collect();
     let sockets: Vec<_> = futures::stream::iter(ids.clone())
         .map(|id| async move {
@@ -106,49 +114,42 @@ async fn open_clients(
         .buffer_unordered(200)
         .collect()
         .await;
-    let connects: Vec<tokio::task::JoinHandle<()>> = sockets
+    let tasks: Vec<tokio::task::JoinHandle<()>> = sockets
         .into_iter()
         .map(|socket| {
-            let endpoint = endpoint.clone();
+            let clients = clients.clone();
             tokio::spawn(async move {
                 let (_sink, mut stream) = socket.split();
                 while let Some(Ok(frame)) = stream.next().await {
                     if frame.is_text() {
                         let now = epoch_us();
-                        let _ = endpoint.first_us.compare_exchange(
+                        let _ = clients.first_us.compare_exchange(
                             0,
                             now,
                             Ordering::SeqCst,
                             Ordering::SeqCst,
                         );
-                        endpoint.last_us.fetch_max(now, Ordering::SeqCst);
-                        endpoint.received.fetch_add(1, Ordering::SeqCst);
-                        endpoint.changed.notify_waiters();
+                        clients.last_us.fetch_max(now, Ordering::SeqCst);
+                        clients.received.fetch_add(1, Ordering::SeqCst);
+                        clients.changed.notify_waiters();
                     }
                 }
             })
         })
         .collect();
-    endpoint.clients.lock().unwrap().extend(connects);
-    // Ready when the server side of every client is registered.
-    while ids
-        .iter()
-        .any(|id| !endpoint.sockets.lock().unwrap().contains_key(id))
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    clients.tasks.lock().unwrap().extend(tasks);
     Json(ids)
 }
 
-async fn close_clients(State(endpoint): State<Arc<Endpoint>>) -> StatusCode {
-    for client in endpoint.clients.lock().unwrap().drain(..) {
+async fn close_clients(State(clients): State<Arc<Clients>>) -> StatusCode {
+    for client in clients.tasks.lock().unwrap().drain(..) {
         client.abort();
     }
     StatusCode::NO_CONTENT
 }
 
 async fn received(
-    State(endpoint): State<Arc<Endpoint>>,
+    State(endpoint): State<Arc<Clients>>,
     Query(query): Query<HashMap<String, u64>>,
 ) -> Json<serde_json::Value> {
     let wanted = query.get("at_least").copied().unwrap_or(0) as usize;
@@ -163,6 +164,14 @@ async fn received(
         "last_us": endpoint.last_us.swap(0, Ordering::SeqCst),
     });
     Json(report)
+}
+
+/// A helper process ends with the process that started it, however that one ends.
+fn die_with_parent() {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and changes nothing else.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
 }
 
 fn raise_open_file_limit() {
@@ -186,22 +195,69 @@ fn raise_open_file_limit() {
     }
 }
 
+/// Starts this program again in another mode and reads the first line it prints.
+fn spawn_self(args: &[&str], prefix: &str) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a helper process");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the helper prints where it listens");
+    let value = line
+        .trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+        .to_owned();
+    (child, value)
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port")
+}
+
 async fn serve(port: u16) {
     raise_open_file_limit();
-    let endpoint = Arc::new(Endpoint::default());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind the endpoint");
     let port = listener.local_addr().expect("address").port();
-    endpoint.port.store(port as usize, Ordering::Relaxed);
+    let (mut clients, control) = spawn_self(&["--clients", &port.to_string()], "control: ");
     let app = Router::new()
         .route("/{stage}/@connections/{id}", post(post_to_connection))
         .route("/ws/{id}", get(upgrade))
+        .with_state(Arc::new(Endpoint::default()));
+    println!("@connections base: http://127.0.0.1:{port}/bench");
+    println!("control: {control}");
+    eprintln!(
+        "serving the loopback @connections endpoint on 127.0.0.1:{port}; clients at {control}"
+    );
+    axum::serve(listener, app).await.expect("serve");
+    let _ = clients.kill();
+    let _ = clients.wait();
+}
+
+async fn serve_clients(endpoint_port: u16) {
+    die_with_parent();
+    raise_open_file_limit();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .expect("bind the control port");
+    let port = listener.local_addr().expect("address").port();
+    let app = Router::new()
         .route("/clients", post(open_clients).delete(close_clients))
         .route("/received", get(received))
-        .with_state(endpoint);
-    println!("@connections base: http://127.0.0.1:{port}/bench");
-    eprintln!("serving the loopback @connections endpoint on 127.0.0.1:{port}");
+        .with_state(Arc::new(Clients {
+            endpoint_port,
+            ..Clients::default()
+        }));
+    println!("control: http://127.0.0.1:{port}");
     axum::serve(listener, app).await.expect("serve");
 }
 
@@ -226,27 +282,22 @@ async fn control(port: u16, method: &str, path: &str) -> serde_json::Value {
 }
 
 async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
-    // The endpoint and its clients in a child process.
+    // The endpoint in a child process, which starts the clients in another.
     let mut child = std::process::Command::new(std::env::current_exe().expect("own path"))
         .args(["--serve", "0"])
+        .env("FANOUT_BENCH_CHILD", "1")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start the endpoint");
-    let mut first_line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut first_line)
-        .expect("the endpoint prints its base URL");
-    let base = first_line
-        .trim()
-        .strip_prefix("@connections base: ")
-        .expect("a base URL line")
-        .to_owned();
-    let port: u16 = base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .expect("a port");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next_line = |prefix: &str| {
+        let line = lines.next().expect("a line").expect("readable");
+        line.strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("expected {prefix:?}, got {line:?}"))
+            .to_owned()
+    };
+    let base = next_line("@connections base: ");
+    let port = port_of(&next_line("control: "));
 
     let sdk = catalog_core::aws::clients::sdk_config().await;
     let pusher =
@@ -322,10 +373,16 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve") {
-        let port = args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-        serve(port).await;
-        return;
+    let port_arg = || args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    match args.first().map(String::as_str) {
+        Some("--serve") => {
+            if std::env::var_os("FANOUT_BENCH_CHILD").is_some() {
+                die_with_parent();
+            }
+            return serve(port_arg()).await;
+        }
+        Some("--clients") => return serve_clients(port_arg()).await,
+        _ => {}
     }
     let rounds = args.first().and_then(|a| a.parse().ok()).unwrap_or(15);
     let sizes: Vec<usize> = if args.len() > 1 {
