@@ -36,6 +36,15 @@ fn consumer() -> TestConsumer {
     }
 }
 
+/// The message ids a batch response returns to the queue.
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<&str> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}
+
 fn fixture() -> SqsEvent {
     serde_json::from_str(include_str!("../fixtures/sqs-event.json")).unwrap()
 }
@@ -211,11 +220,7 @@ async fn store_failures_are_retried_and_poison_is_dead_lettered_with_its_reason(
         change("p-404", 1, 100, 1).to_json(),
     ];
     let (response, counts) = c.handle_batch(event(&bodies)).await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = failed_ids(&response);
     assert_eq!(
         failed,
         ["m-1", "m-4"],
@@ -403,11 +408,7 @@ async fn a_failed_change_returns_with_the_rest_of_its_product_and_other_products
     let (response, counts) = c
         .handle_batch(grouped_event(&[&first, &other, &second]))
         .await;
-    let failed: Vec<&str> = response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.as_str())
-        .collect();
+    let failed = failed_ids(&response);
     assert_eq!(
         failed,
         ["m-0", "m-2"],

@@ -120,16 +120,20 @@ fn data(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Appends event number `n` of `product` (its data names both).
+async fn append_one(log: &MemoryChangeLog, product: &str, n: usize) {
+    log.append(
+        "productChanged",
+        product,
+        &format!(r#"{{"n":{n},"p":"{product}"}}"#),
+    )
+    .await
+    .unwrap();
+}
+
 async fn append_numbered(log: &MemoryChangeLog, products: &[&str], count: usize) {
     for i in 0..count {
-        let product = products[i % products.len()];
-        log.append(
-            "productChanged",
-            product,
-            &format!(r#"{{"n":{i},"p":"{product}"}}"#),
-        )
-        .await
-        .unwrap();
+        append_one(log, products[i % products.len()], i).await;
     }
 }
 
@@ -202,14 +206,7 @@ async fn resume_across_sessions_never_repeats_or_skips_with_writes_in_between() 
     let mut written = 0;
     for round in 0..6 {
         for i in 0..37 {
-            let product = refs[(round * 37 + i) % refs.len()];
-            log.append(
-                "productChanged",
-                product,
-                &format!(r#"{{"n":{written},"p":"{product}"}}"#),
-            )
-            .await
-            .unwrap();
+            append_one(&log, refs[(round * 37 + i) % refs.len()], written).await;
             written += 1;
         }
         let text = collect(
