@@ -307,8 +307,10 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
         .and_then(|v| v.parse().ok())
         .unwrap_or(16);
     let mut report = serde_json::Map::new();
-    let consumer = consumer_with(10, 0, pusher, push_concurrency).await;
     for &n in sizes {
+        // A fresh consumer per size: its changes start again at version 1, which the
+        // previous size's store would have taken as stale and not pushed.
+        let consumer = consumer_with(10, 0, pusher.clone(), push_concurrency).await;
         let ids = control(port, "POST", &format!("/clients?n={n}")).await;
         let ids: Vec<String> = serde_json::from_value(ids).expect("client ids");
         for id in &ids {
@@ -359,11 +361,6 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
             }),
         );
         control(port, "DELETE", "/clients").await;
-        for id in &ids {
-            use catalog_core::aws::ConnectionStore;
-            consumer.connections.remove(id).await.expect("remove");
-        }
-        tokio::time::sleep(Duration::from_millis(1100)).await; // the connection cache expires
     }
     let _ = child.kill();
     let _ = child.wait();
