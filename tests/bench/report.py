@@ -44,6 +44,9 @@ cold_rows = "\n".join(
     f"| {name} | {c['bootstrap_bytes'] / 1e6:.1f} MB | {c['cold_start_ms_median']} ms | {c['cold_start_ms_min']}–{c['cold_start_ms_max']} ms |"
     for name, c in cold.items())
 best = steady.get("highest_rate_p99_le_500ms")
+cold_table = (
+    "| function | bootstrap (dev profile) | cold start median | range |\n|---|---|---|---|\n" + cold_rows
+    if cold else "Not measured in this run: the cold-start benchmark failed (its output is in the run's log).")
 
 text = f"""# Benchmarks
 
@@ -135,9 +138,7 @@ Cold start: from starting the `bootstrap` process to its first invocation's resp
 against a minimal Lambda Runtime API (`infra/coldstart_bench.py`) with the deployed function's
 environment, so the first invocation does its real work against the emulator. Median of 7.
 
-| function | bootstrap (dev profile) | cold start median | range |
-|---|---|---|---|
-{cold_rows}
+{cold_table}
 
 ## Build cost of the profile
 
