@@ -149,19 +149,19 @@ impl ConnectionCache {
 
 /// The batch's records split by FIFO message group (one product each), in batch order
 /// within a group. A record without a group (a standard queue) is a group of its own.
-fn message_groups(records: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
-    let mut groups: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
+fn message_groups(records: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
+    let mut groups: Vec<Vec<&SqsMessage>> = Vec::new();
     let mut index_of: HashMap<&str, usize> = HashMap::new();
-    for (index, record) in records.iter().enumerate() {
+    for record in records {
         match record.attributes.get("MessageGroupId") {
             Some(group) => match index_of.get(group.as_str()) {
-                Some(&g) => groups[g].push((index, record)),
+                Some(&g) => groups[g].push(record),
                 None => {
                     index_of.insert(group.as_str(), groups.len());
-                    groups.push(vec![(index, record)]);
+                    groups.push(vec![record]);
                 }
             },
-            None => groups.push(vec![(index, record)]),
+            None => groups.push(vec![record]),
         }
     }
     groups
@@ -207,12 +207,12 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
     /// One message group in order: the ids to return to the queue, and what happened.
     async fn handle_group(
         &self,
-        group: Vec<(usize, &SqsMessage)>,
+        group: Vec<&SqsMessage>,
         batch: &Batch,
     ) -> (Vec<String>, BatchCounts) {
         let mut counts = BatchCounts::default();
         let mut retry = Vec::new();
-        for (_, record) in group {
+        for record in group {
             let message_id = record.message_id.clone().unwrap_or_default();
             if !retry.is_empty() {
                 // An earlier change of this product returns to the queue; so do its successors.

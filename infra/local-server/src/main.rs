@@ -241,10 +241,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             aws_sdk_dynamodb::Client::new(&sdk),
             config::required("CHANGE_LOG_TABLE")?,
             3600,
-            config::parsed_or(
-                "CHANGE_LOG_SHARDS",
-                catalog_core::aws::change_log::DEFAULT_SHARDS,
-            )?,
+            catalog_core::aws::change_log::shards_from_env()?,
         ),
         session: SessionConfig {
             max_duration: Duration::from_secs(config::parsed_or("SSE_SESSION_SECONDS", 300)?),

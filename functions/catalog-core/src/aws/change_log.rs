@@ -20,6 +20,11 @@ use super::StoreError;
 /// How many shards the log has unless `CHANGE_LOG_SHARDS` says otherwise.
 pub const DEFAULT_SHARDS: usize = 16;
 
+/// The shard count every reader and writer of the log must agree on (`CHANGE_LOG_SHARDS`).
+pub fn shards_from_env() -> Result<usize, crate::config::ConfigError> {
+    crate::config::parsed_or("CHANGE_LOG_SHARDS", DEFAULT_SHARDS)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogEntry {
     pub shard: usize,
