@@ -1,4 +1,5 @@
-use lambda_http::{Body, Response};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -40,25 +41,25 @@ impl ApiError {
     pub fn product_not_found(id: &str) -> Self {
         Self::new(404, "product_not_found", format!("no product {id:?}"))
     }
+}
 
-    pub fn into_response(self) -> Response<Body> {
-        let body = ErrorBody {
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status >= 500 {
+            tracing::error!(status = self.status, code = self.code, "request failed");
+        }
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::Json(ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
             },
-        };
-        let mut builder = Response::builder()
-            .status(self.status)
-            .header("content-type", "application/json");
-        if self.status == 401 {
-            builder = builder.header("www-authenticate", "Bearer");
+        });
+        if status == StatusCode::UNAUTHORIZED {
+            (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else {
+            (status, body).into_response()
         }
-        builder
-            .body(Body::Text(
-                serde_json::to_string(&body).expect("an error body serializes"),
-            ))
-            .expect("a valid response")
     }
 }
 

@@ -1,26 +1,35 @@
-//! The catalogue REST API behind an API Gateway HTTP API. Handlers are plain async
-//! functions over small store traits; `openapi()` is generated from them and their
-//! types (utoipa), and `openapi.yaml` at the repository root is that output.
+//! The catalogue REST API: an axum [`Router`] that `lambda_http` runs behind the API
+//! Gateway HTTP API and the local server mounts in process. The handlers' extractor types
+//! are the ones the OpenAPI document describes (utoipa-axum collects both from the same
+//! functions), and `openapi.yaml` at the repository root is that output.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
 use catalog_core::auth::{bearer, TokenVerifier};
 use catalog_core::aws::{
     photos, CatalogReader, PhotoBucket, PhotoJob, PhotoJobQueue, PhotoRecords,
 };
 use catalog_core::Product;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub mod cursor;
 pub mod errors;
+pub mod extract;
 pub mod photo;
+pub mod settings;
 
 use errors::{ApiError, ErrorBody};
+use extract::{ApiPath, ApiQuery};
 use photo::{ImageKind, PresignCache};
 
 pub const DEFAULT_LIMIT: usize = 20;
@@ -40,7 +49,7 @@ pub struct RestApi {
     pub max_photo_bytes: usize,
 }
 
-/// Product ids, categories and cursor positions: short and plain.
+/// Product ids, categories and cursor positions: short and plain (the spec's `^[A-Za-z0-9_-]{1,64}$`).
 pub fn valid_id(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 64
@@ -116,44 +125,97 @@ pub struct UploadAccepted {
     pub photo_key: String,
 }
 
-#[derive(Debug, IntoParams)]
+/// `GET /products`. Values arrive as text and are checked by [`ListQuery::read`], so each
+/// bad one gets its own error code; the `param` attributes state the same rules in the spec.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the query string; the handler reads it from the raw query
-struct ListQuery {
-    /// Page size, 1–100 (default 20).
-    limit: Option<u32>,
+pub struct ListQuery {
+    /// Page size (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
     /// `nextCursor` from the previous page, unchanged.
-    cursor: Option<String>,
+    #[param(pattern = "^[A-Za-z0-9_-]+$")]
+    pub cursor: Option<String>,
     /// Only products of this category.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub category: Option<String>,
+}
+
+/// A [`ListQuery`] once read.
+struct Listing {
+    limit: usize,
     category: Option<String>,
+    after: Option<catalog_core::aws::PageKey>,
 }
 
-#[derive(Debug, IntoParams)]
+impl ListQuery {
+    fn read(self) -> Result<Listing, ApiError> {
+        let limit = match self.limit {
+            None => DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n) && !raw.starts_with('+'))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "bad_limit",
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"),
+                    )
+                })?,
+        };
+        if let Some(c) = &self.category {
+            if !valid_id(c) {
+                return Err(ApiError::bad_request(
+                    "bad_category",
+                    format!("category must be 1–64 letters, digits, '-' or '_', got {c:?}"),
+                ));
+            }
+        }
+        let after = self
+            .cursor
+            .map(|c| cursor::decode(&c, self.category.as_deref()))
+            .transpose()?;
+        Ok(Listing {
+            limit,
+            category: self.category,
+            after,
+        })
+    }
+}
+
+/// `GET /products/{productId}/photo`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct PhotoQuery {
-    /// `full` (default) or `thumb`.
-    size: Option<PhotoSize>,
+pub struct PhotoQuery {
+    /// Which photo (default `full`).
+    #[param(value_type = Option<PhotoSize>)]
+    pub size: Option<String>,
 }
 
-#[derive(Debug, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)]
-enum PhotoSize {
+pub enum PhotoSize {
     Full,
     Thumb,
 }
 
-type Query = HashMap<String, String>;
+impl PhotoQuery {
+    fn read(&self) -> Result<PhotoSize, ApiError> {
+        match self.size.as_deref() {
+            None | Some("full") => Ok(PhotoSize::Full),
+            Some("thumb") => Ok(PhotoSize::Thumb),
+            Some(other) => Err(ApiError::bad_request(
+                "bad_size",
+                format!("size must be \"full\" or \"thumb\", got {other:?}"),
+            )),
+        }
+    }
+}
 
-fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::Text(
-            serde_json::to_string(value).expect("responses serialize"),
-        ))
-        .expect("a valid response")
+type Api = State<Arc<RestApi>>;
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    (status, Json(value)).into_response()
 }
 
 /// Lists products in id order, a page at a time, optionally of one category (a GSI query, not a scan).
@@ -168,36 +230,21 @@ fn json<T: Serialize>(status: u16, value: &T) -> Response<Body> {
     ),
     tag = "catalogue"
 )]
-pub async fn list_products(api: &RestApi, query: &Query) -> Result<Response<Body>, ApiError> {
-    let limit = match query.get("limit") {
-        None => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "bad_limit",
-                    format!("limit must be a whole number from 1 to {MAX_LIMIT}, got {raw:?}"),
-                )
-            })?,
-    };
-    let category = query.get("category").map(String::as_str);
-    if let Some(c) = category {
-        if !valid_id(c) {
-            return Err(ApiError::bad_request(
-                "bad_category",
-                "category must be 1–64 letters, digits, '-' or '_'",
-            ));
-        }
-    }
-    let after = query
-        .get("cursor")
-        .map(|c| cursor::decode(c, category))
-        .transpose()?;
-    let page = api.products.page(category, limit, after.as_ref()).await?;
+pub async fn list_products(
+    State(api): Api,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let listing = query.read()?;
+    let page = api
+        .products
+        .page(
+            listing.category.as_deref(),
+            listing.limit,
+            listing.after.as_ref(),
+        )
+        .await?;
     Ok(json(
-        200,
+        StatusCode::OK,
         &ProductPage {
             items: page.products.into_iter().map(ProductView::from).collect(),
             next_cursor: page.next.as_ref().map(cursor::encode),
@@ -217,9 +264,12 @@ pub async fn list_products(api: &RestApi, query: &Query) -> Result<Response<Body
     ),
     tag = "catalogue"
 )]
-pub async fn get_product(api: &RestApi, product_id: &str) -> Result<Response<Body>, ApiError> {
-    let product = find(api, product_id).await?;
-    Ok(json(200, &ProductView::from(product)))
+pub async fn get_product(
+    State(api): Api,
+    ApiPath(product_id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let product = find(&api, &product_id).await?;
+    Ok(json(StatusCode::OK, &ProductView::from(product)))
 }
 
 async fn find(api: &RestApi, product_id: &str) -> Result<Product, ApiError> {
@@ -250,42 +300,34 @@ async fn find(api: &RestApi, product_id: &str) -> Result<Product, ApiError> {
     tag = "photos"
 )]
 pub async fn get_photo(
-    api: &RestApi,
-    product_id: &str,
-    query: &Query,
-    if_none_match: Option<&str>,
-) -> Result<Response<Body>, ApiError> {
-    let thumb = match query.get("size").map(String::as_str) {
-        None | Some("full") => false,
-        Some("thumb") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "bad_size",
-                format!("size must be \"full\" or \"thumb\", got {other:?}"),
-            ))
-        }
-    };
-    let product = find(api, product_id).await?;
-    let key = if thumb {
-        product.thumb_key.ok_or_else(|| {
+    State(api): Api,
+    ApiPath(product_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PhotoQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let size = query.read()?;
+    let product = find(&api, &product_id).await?;
+    let key = match size {
+        PhotoSize::Full => product.photo_key,
+        PhotoSize::Thumb => product.thumb_key.ok_or_else(|| {
             ApiError::new(
                 404,
                 "photo_not_found",
                 format!("{product_id} has no thumbnail yet"),
             )
-        })?
-    } else {
-        product.photo_key
+        })?,
     };
     let etag = photo::etag(&key);
     let cache_control = format!("private, max-age={}", api.presigned.max_age_secs());
+    let if_none_match = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
     if photo::none_match(if_none_match, &etag) {
-        return Ok(Response::builder()
-            .status(304)
-            .header("etag", &etag)
-            .header("cache-control", &cache_control)
-            .body(Body::Empty)
-            .expect("a valid response"));
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)],
+        )
+            .into_response());
     }
     let now = Instant::now();
     let (url, cache) = match api.presigned.lookup(&key, now) {
@@ -296,15 +338,21 @@ pub async fn get_photo(
             (url, "miss")
         }
     };
-    Ok(Response::builder()
-        .status(302)
-        .header("location", url)
-        .header("etag", &etag)
-        .header("cache-control", &cache_control)
-        .header("x-presign-cache", cache)
-        .body(Body::Empty)
-        .expect("a valid response"))
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, url),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, cache_control),
+            (PRESIGN_CACHE_HEADER, cache.to_owned()),
+        ],
+    )
+        .into_response())
 }
+
+/// Tells the metrics whether a photo request reused a presigned URL (`hit` or `miss`).
+pub const PRESIGN_CACHE_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-presign-cache");
 
 /// Stores a new original photo (JPEG or PNG) and queues its thumbnail job.
 #[utoipa::path(
@@ -328,16 +376,17 @@ pub async fn get_photo(
     tag = "photos"
 )]
 pub async fn put_photo(
-    api: &RestApi,
-    product_id: &str,
-    request: &Request,
-) -> Result<Response<Body>, ApiError> {
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    State(api): Api,
+    ApiPath(product_id): ApiPath<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let claims = api
         .verifier
-        .verify(bearer(header("authorization")))
+        .verify(bearer(header(header::AUTHORIZATION)))
         .map_err(|e| ApiError::new(401, "unauthorized", e.to_string()))?;
-    let declared = header("content-type")
+    let declared = header(header::CONTENT_TYPE)
         .and_then(ImageKind::from_content_type)
         .ok_or_else(|| {
             ApiError::new(
@@ -346,7 +395,6 @@ pub async fn put_photo(
                 "Content-Type must be image/jpeg or image/png",
             )
         })?;
-    let bytes: &[u8] = request.body().as_ref();
     if bytes.len() > api.max_photo_bytes {
         return Err(ApiError::new(
             413,
@@ -364,7 +412,7 @@ pub async fn put_photo(
             "the request has no photo",
         ));
     }
-    if ImageKind::sniff(bytes) != Some(declared) {
+    if ImageKind::sniff(&bytes) != Some(declared) {
         return Err(ApiError::new(
             415,
             "not_an_image",
@@ -372,26 +420,26 @@ pub async fn put_photo(
         ));
     }
     // The version counter's condition is the existence check: no separate read.
-    if !valid_id(product_id) {
-        return Err(ApiError::product_not_found(product_id));
+    if !valid_id(&product_id) {
+        return Err(ApiError::product_not_found(&product_id));
     }
     let version = api
         .products
-        .next_photo_version(product_id)
+        .next_photo_version(&product_id)
         .await?
-        .ok_or_else(|| ApiError::product_not_found(product_id))?;
-    let key = photos::original_key(product_id, version, declared.extension());
+        .ok_or_else(|| ApiError::product_not_found(&product_id))?;
+    let key = photos::original_key(&product_id, version, declared.extension());
     api.bucket
         .put(&key, bytes.to_vec(), declared.content_type())
         .await?;
-    let job = PhotoJob::new(product_id, &key, version);
+    let job = PhotoJob::new(&product_id, &key, version);
     api.jobs.enqueue(&job).await?;
     info!(product_id, version, key, job_id = %job.job_id, user = %claims.sub, bytes = bytes.len(), "photo stored; thumbnail queued");
     Ok(json(
-        202,
+        StatusCode::ACCEPTED,
         &UploadAccepted {
             job_id: job.job_id,
-            product_id: product_id.to_owned(),
+            product_id,
             photo_version: version,
             photo_key: key,
         },
@@ -425,74 +473,84 @@ impl utoipa::Modify for BearerScheme {
 #[openapi(
     info(title = "Live catalogue API", version = "1.0.0",
         description = "Products and photos of the live catalogue. Live updates: the WebSocket API."),
-    paths(list_products, get_product, get_photo, put_photo),
+    components(schemas(PhotoSize)),
     modifiers(&BearerScheme),
     tags((name = "catalogue"), (name = "photos"))
 )]
 struct ApiDoc;
 
+/// The documented routes: each handler and the spec of its parameters and answers.
+fn documented_routes() -> OpenApiRouter<Arc<RestApi>> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_products))
+        .routes(routes!(get_product))
+        .routes(routes!(get_photo, put_photo))
+}
+
 /// The OpenAPI 3.1 document, generated from the handlers above.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    documented_routes().split_for_parts().1
 }
 
-/// The request path below the stage (`/v1/products` arrives as `/products`).
-fn api_path(request: &Request) -> String {
-    let path = request.uri().path();
-    if let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() {
-        if let Some(stage) = context.stage.as_deref().filter(|s| *s != "$default") {
-            if let Some(rest) = path.strip_prefix(&format!("/{stage}")) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return rest.to_owned();
-                }
-            }
-        }
+async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        404,
+        "route_not_found",
+        format!("no route {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// The whole API, `GET /openapi.json` included.
+pub fn router(api: Arc<RestApi>) -> Router {
+    let (routes, spec) = documented_routes().split_for_parts();
+    let spec = Json(spec);
+    routes
+        .route("/openapi.json", axum::routing::get(move || async { spec }))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Uploads are checked against `max_photo_bytes` by the handler, with its own error.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(api)
+}
+
+/// The request with its path below the API's stage: an HTTP API with a named stage
+/// delivers `/v1/products` as the raw path (lambda_http keeps it, whatever
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` says), and the routes start at `/products`.
+pub fn below_stage<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+        return request;
+    };
+    let Some(stage) = context.stage.as_deref().filter(|s| *s != "$default") else {
+        return request;
+    };
+    let prefix = format!("/{stage}");
+    let uri = request.uri();
+    let Some(rest) = uri.path().strip_prefix(&prefix) else {
+        return request;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return request;
     }
-    path.to_owned()
-}
-
-fn query_of(request: &Request) -> Query {
-    form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
-}
-
-impl RestApi {
-    pub async fn handle(&self, request: &Request) -> Response<Body> {
-        let path = api_path(request);
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let query = query_of(request);
-        let method = request.method().as_str();
-        let result = match (method, segments.as_slice()) {
-            ("GET", ["products"]) => list_products(self, &query).await,
-            ("GET", ["products", id]) => get_product(self, id).await,
-            ("GET", ["products", id, "photo"]) => {
-                let if_none_match = request
-                    .headers()
-                    .get("if-none-match")
-                    .and_then(|v| v.to_str().ok());
-                get_photo(self, id, &query, if_none_match).await
-            }
-            ("PUT", ["products", id, "photo"]) => put_photo(self, id, request).await,
-            ("GET", ["openapi.json"]) => Ok(json(200, &openapi())),
-            (_, ["products"] | ["products", _] | ["products", _, "photo"]) => Err(ApiError::new(
-                405,
-                "method_not_allowed",
-                format!("{method} is not allowed on {path}"),
-            )),
-            _ => Err(ApiError::new(
-                404,
-                "route_not_found",
-                format!("no route {method} {path}"),
-            )),
-        };
-        result.unwrap_or_else(|e| {
-            if e.status >= 500 {
-                tracing::error!(status = e.status, code = e.code, "request failed");
-            }
-            e.into_response()
-        })
+    let path_and_query = match uri.query() {
+        Some(query) => format!("/{}?{query}", rest.trim_start_matches('/')),
+        None => format!("/{}", rest.trim_start_matches('/')),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
     }
+    request
 }
 
 /// How long presigned photo URLs live, and how early the cache replaces them.

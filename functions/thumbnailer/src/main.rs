@@ -37,7 +37,10 @@ async fn main() -> Result<(), Error> {
             config::required("DEAD_LETTER_QUEUE_URL")?,
         )),
         lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
-        url_ttl: Duration::from_secs(config::parsed_or("PHOTO_URL_TTL_SECONDS", 3600)?),
+        url_ttl: Duration::from_secs(config::parsed_or(
+            "PHOTO_URL_TTL_SECONDS",
+            catalog_core::aws::photos::DEFAULT_URL_TTL_SECONDS,
+        )?),
     };
     let metrics_target = MetricsTarget::from_env("thumbnailer")?;
     let (thumbnailer, metrics_target) = (&thumbnailer, &metrics_target);

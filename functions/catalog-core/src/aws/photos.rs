@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::StoreError;
 
 /// Where an uploaded original goes: one object per photo version, never overwritten.
+/// How long presigned photo URLs live unless `PHOTO_URL_TTL_SECONDS` says otherwise: the
+/// REST API's redirects and the thumbnailer's push events use the same figure.
+pub const DEFAULT_URL_TTL_SECONDS: u64 = 900;
+
 pub fn original_key(product_id: &str, version: u64, extension: &str) -> String {
     format!("photos/original/{product_id}/v{version}.{extension}")
 }
