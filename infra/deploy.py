@@ -175,7 +175,7 @@ def post_deploy(template, stack, cfn, params):
 
 def upload_website(outputs):
     """The live page into the website bucket, with a config.json that names this stack's
-    REST API and SSE stream (in AWS; locally infra/local-server serves web/ itself)."""
+    REST API and SSE stream (in AWS; locally local/server serves web/ itself)."""
     bucket = outputs.get("WebsiteBucketName")
     if not bucket:
         return

@@ -158,10 +158,10 @@ local_ws_url() {
   echo "${AWS_ENDPOINT_URL/http/ws}/_aws/execute-api/$(output WebSocketApiId)/$(output WebSocketStageName)"
 }
 
-# The fault suite's proxy in front of the management API (infra/fault_proxy.py).
+# The fault suite's proxy in front of the management API (tests/tools/fault_proxy.py).
 FAULT_PROXY_PORT="${FAULT_PROXY_PORT:-4599}"
 fault_proxy_start() {
-  "$VENV/bin/python" "$ROOT/infra/fault_proxy.py" --port "$FAULT_PROXY_PORT" --upstream "$AWS_ENDPOINT_URL" \
+  "$VENV/bin/python" "$ROOT/tests/tools/fault_proxy.py" --port "$FAULT_PROXY_PORT" --upstream "$AWS_ENDPOINT_URL" \
     >"$STATE/fault-proxy.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null"
@@ -177,10 +177,12 @@ local_rest_url() {
   echo "$AWS_ENDPOINT_URL/_aws/execute-api/$(output RestApiId)/$(output RestApiStageName)"
 }
 
-# The SSE stream and the live page (infra/local-server), on 127.0.0.1:$LOCAL_SERVER_PORT.
+# The SSE stream and the live page (local/server), on 127.0.0.1:$LOCAL_SERVER_PORT.
 LOCAL_SERVER_PORT="${LOCAL_SERVER_PORT:-4600}"
 local_server_start() {
-  CHANGE_LOG_TABLE="$(output ChangeLogTableName)" REST_URL="$(local_rest_url)" PORT="$LOCAL_SERVER_PORT" \
+  CHANGE_LOG_TABLE="$(output ChangeLogTableName)" PRODUCTS_TABLE="$(output ProductsTableName)" \
+    PHOTOS_BUCKET="$(output PhotosBucketName)" PHOTO_JOBS_QUEUE_URL="$(output PhotoJobsQueueUrl)" \
+    AUTH_TOKEN_SECRET="$(auth_secret)" PORT="$LOCAL_SERVER_PORT" \
     SSE_SESSION_SECONDS="${SSE_SESSION_SECONDS:-300}" RUST_LOG=warn "$BIN_DIR/local-server" >"$STATE/local-server.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null"

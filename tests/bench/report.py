@@ -135,7 +135,7 @@ In process, signing one presigned GET takes {api['presign_us_per_call']:.1f} µs
 ## Bootstraps
 
 Cold start: from starting the `bootstrap` process to its first invocation's response, run
-against a minimal Lambda Runtime API (`infra/coldstart_bench.py`) with the deployed function's
+against a minimal Lambda Runtime API (`tests/bench/coldstart_bench.py`) with the deployed function's
 environment, so the first invocation does its real work against the emulator. Median of 7.
 
 {cold_table}

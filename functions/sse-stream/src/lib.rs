@@ -1,6 +1,6 @@
-//! The SSE stream, independent of how it is served: the Lambda function URL (response
-//! streaming, `main.rs`) and the local adapter (`infra/local-server`) both run
-//! [`run_session`] and forward what it sends.
+//! The SSE stream as an axum [`Router`]: the Lambda function URL runs it with response
+//! streaming (`main.rs`, `lambda_http::run_with_streaming_response`) and the local server
+//! mounts the same router at `/events`. axum's [`Sse`] frames what [`run_session`] sends.
 //!
 //! Each event is one change-log entry: `id:` is the reader's [`LogPosition`] once the event
 //! is read (the last sequence number of each shard), `event:` its type, `data:` the same
@@ -10,12 +10,21 @@
 //! shard); across shards, the order they were logged in as the session reads them.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use catalog_core::aws::{shard_of, ChangeLog, LogEntry, LogPosition, StoreError};
 use catalog_core::frames::wants;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::{info, warn, Instrument};
 
 /// What the client asked for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -63,11 +72,11 @@ impl SseRequest {
 }
 
 /// One event; `position` is the reader's place once it has read `entry`.
-pub fn format_event(entry: &LogEntry, position: &LogPosition) -> String {
-    format!(
-        "id: {position}\nevent: {}\ndata: {}\n\n",
-        entry.event_type, entry.data
-    )
+pub fn event_of(entry: &LogEntry, position: &LogPosition) -> Event {
+    Event::default()
+        .id(position.to_string())
+        .event(&entry.event_type)
+        .data(&entry.data)
 }
 
 /// Hands out each shard's entries strictly in sequence order. Sequence numbers are taken
@@ -151,7 +160,7 @@ pub async fn run_session(
     log: &dyn ChangeLog,
     request: &SseRequest,
     config: SessionConfig,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Event>,
 ) -> Result<SessionSummary, StoreError> {
     let mut summary = SessionSummary::default();
     let left = SessionSummary {
@@ -181,7 +190,11 @@ pub async fn run_session(
     let mut sent = start.clone();
     let ends = Instant::now() + config.max_duration;
     if out
-        .send(format!("retry: 1000\n: connected, after event {start}\n\n"))
+        .send(
+            Event::default()
+                .retry(Duration::from_secs(1))
+                .comment(format!("connected, after event {start}")),
+        )
         .await
         .is_err()
     {
@@ -206,7 +219,7 @@ pub async fn run_session(
             if !wants(request.product_ids.as_ref(), &entry.product_id) {
                 continue;
             }
-            if out.send(format_event(&entry, &sent)).await.is_err() {
+            if out.send(event_of(&entry, &sent)).await.is_err() {
                 return Ok(SessionSummary {
                     client_left: true,
                     ..summary
@@ -216,7 +229,11 @@ pub async fn run_session(
             quiet_since = Instant::now();
         }
         if quiet_since.elapsed() >= config.heartbeat {
-            if out.send(": heartbeat\n\n".to_owned()).await.is_err() {
+            if out
+                .send(Event::default().comment("heartbeat"))
+                .await
+                .is_err()
+            {
                 return Ok(SessionSummary {
                     client_left: true,
                     ..summary
@@ -233,6 +250,97 @@ pub async fn run_session(
         }
     }
     Ok(summary)
+}
+
+/// How a session ended and how long it ran; the Lambda turns it into metrics.
+pub type SessionEnd = dyn Fn(&Result<SessionSummary, StoreError>, Duration) + Send + Sync;
+
+/// What the stream reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub change_log_table: String,
+    pub change_log_retention_seconds: i64,
+    pub change_log_shards: usize,
+    pub session: SessionConfig,
+}
+
+impl Settings {
+    /// `default_session_seconds` is the Lambda's (below its timeout) or the local server's.
+    pub fn from_env_with_session(
+        default_session_seconds: u64,
+    ) -> Result<Self, catalog_core::config::ConfigError> {
+        use catalog_core::config;
+        Ok(Self {
+            change_log_table: config::required("CHANGE_LOG_TABLE")?,
+            change_log_retention_seconds: config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
+            change_log_shards: catalog_core::aws::change_log::shards_from_env()?,
+            session: SessionConfig {
+                max_duration: Duration::from_secs(config::parsed_or(
+                    "SSE_SESSION_SECONDS",
+                    default_session_seconds,
+                )?),
+                ..SessionConfig::default()
+            },
+        })
+    }
+
+    pub fn from_env() -> Result<Self, catalog_core::config::ConfigError> {
+        Self::from_env_with_session(SessionConfig::default().max_duration.as_secs())
+    }
+}
+
+/// What the router serves from.
+pub struct SseStream {
+    pub log: Arc<dyn ChangeLog>,
+    pub session: SessionConfig,
+    pub on_session_end: Option<Box<SessionEnd>>,
+}
+
+/// `GET /` streams events; a bad `Last-Event-ID` or `productIds` is a 400 with a JSON error.
+pub fn router(stream: Arc<SseStream>) -> Router {
+    Router::new().route("/", get(events)).with_state(stream)
+}
+
+async fn events(
+    State(stream): State<Arc<SseStream>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let request = match SseRequest::parse(
+        last_event_id,
+        query.as_deref().unwrap_or(""),
+        stream.log.shards(),
+    ) {
+        Ok(request) => request,
+        Err(message) => {
+            let body = serde_json::json!({"error": {"code": "bad_request", "message": message}});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    info!(last_event_id = ?request.last_event_id, "session starts");
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    // The session outlives this call: it streams after the response head has gone.
+    tokio::spawn(
+        async move {
+            let started = std::time::Instant::now();
+            let result = run_session(stream.log.as_ref(), &request, stream.session, tx).await;
+            match &result {
+                Ok(summary) => info!(?summary, "session ended"),
+                Err(e) => warn!(error = %e, "session ended by a change-log failure"),
+            }
+            if let Some(on_end) = &stream.on_session_end {
+                on_end(&result, started.elapsed());
+            }
+        }
+        .instrument(tracing::Span::current()),
+    );
+    let events = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, Infallible>(event), rx))
+    });
+    Sse::new(events).into_response()
 }
 
 #[cfg(test)]

@@ -1,4 +1,9 @@
+use std::sync::Arc;
+
+use axum::body::Body;
 use catalog_core::fakes::MemoryChangeLog;
+use futures::StreamExt;
+use tower::ServiceExt;
 
 use super::*;
 
@@ -45,10 +50,18 @@ fn requests_from_headers_and_query() {
     assert!(SseRequest::parse(None, "productIds=,", 2).is_err());
 }
 
-#[test]
-fn events_are_framed_as_sse() {
+#[tokio::test]
+async fn events_are_framed_as_sse() {
+    let framed = Sse::new(futures::stream::iter([Ok::<_, Infallible>(event_of(
+        &entry(5, 0),
+        &position(&[5, 3]),
+    ))]))
+    .into_response();
+    let body = axum::body::to_bytes(framed.into_body(), usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(
-        format_event(&entry(5, 0), &position(&[5, 3])),
+        body,
         "id: 5.3\nevent: productChanged\ndata: {\"type\":\"productChanged\",\"n\":5}\n\n"
     );
 }
@@ -89,21 +102,47 @@ fn entries_are_admitted_in_order_and_a_hole_is_waited_for_then_skipped() {
     );
 }
 
-async fn collect(log: &MemoryChangeLog, request: SseRequest, millis: u64) -> String {
-    let (tx, mut rx) = mpsc::channel(1000);
+fn stream_of(log: Arc<MemoryChangeLog>, session: SessionConfig) -> Router {
+    router(Arc::new(SseStream {
+        log,
+        session,
+        on_session_end: None,
+    }))
+}
+
+fn get(request: &SseRequest) -> axum::http::Request<Body> {
+    let uri = match &request.product_ids {
+        Some(ids) => format!(
+            "/?productIds={}",
+            ids.iter().cloned().collect::<Vec<_>>().join(",")
+        ),
+        None => "/".to_owned(),
+    };
+    let mut builder = axum::http::Request::get(uri);
+    if let Some(position) = &request.last_event_id {
+        builder = builder.header("last-event-id", position.to_string());
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+/// Everything one whole session of `millis` sends, read through the router as a client would.
+async fn collect(log: &Arc<MemoryChangeLog>, request: SseRequest, millis: u64) -> String {
     let config = SessionConfig {
         poll: Duration::from_millis(10),
         heartbeat: Duration::from_millis(50),
         max_duration: Duration::from_millis(millis),
         grace: Duration::from_millis(0),
     };
-    let summary = run_session(log, &request, config, tx).await.unwrap();
-    assert!(!summary.client_left);
-    let mut text = String::new();
-    while let Ok(chunk) = rx.try_recv() {
-        text.push_str(&chunk);
-    }
-    text
+    let response = stream_of(log.clone(), config)
+        .oneshot(get(&request))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(body.to_vec()).unwrap()
 }
 
 fn ids(text: &str, shards: usize) -> Vec<LogPosition> {
@@ -139,7 +178,7 @@ async fn append_numbered(log: &MemoryChangeLog, products: &[&str], count: usize)
 
 #[tokio::test]
 async fn a_new_client_starts_at_the_head_and_resume_continues_after_its_last_id() {
-    let log = MemoryChangeLog::with_shards(4);
+    let log = Arc::new(MemoryChangeLog::with_shards(4));
     let products = ["p-001", "p-002", "p-003", "p-004", "p-005"];
     append_numbered(&log, &products, 5).await;
     let fresh = collect(&log, SseRequest::default(), 60).await;
@@ -257,34 +296,59 @@ async fn resume_across_sessions_never_repeats_or_skips_with_writes_in_between() 
 
 #[tokio::test]
 async fn a_session_sees_events_appended_while_it_runs_and_ends_when_the_client_leaves() {
-    let log = std::sync::Arc::new(MemoryChangeLog::default());
-    let (tx, mut rx) = mpsc::channel(100);
-    let config = SessionConfig {
-        poll: Duration::from_millis(5),
-        ..SessionConfig::default()
-    };
-    let session = {
-        let log = log.clone();
-        tokio::spawn(
-            async move { run_session(log.as_ref(), &SseRequest::default(), config, tx).await },
-        )
-    };
-    assert!(rx.recv().await.unwrap().starts_with("retry:"));
+    let log = Arc::new(MemoryChangeLog::default());
+    let (ended_tx, mut ended) = mpsc::unbounded_channel();
+    let app = router(Arc::new(SseStream {
+        log: log.clone(),
+        session: SessionConfig {
+            poll: Duration::from_millis(5),
+            ..SessionConfig::default()
+        },
+        on_session_end: Some(Box::new(move |result, _| {
+            let _ = ended_tx.send(result.as_ref().ok().copied());
+        })),
+    }));
+    let response = app.oneshot(get(&SseRequest::default())).await.unwrap();
+    let mut body = response.into_body().into_data_stream();
+    let opening = body.next().await.unwrap().unwrap();
+    assert!(opening.starts_with(b"retry: 1000\n"), "{opening:?}");
     log.append("productChanged", "p-001", r#"{"x":1}"#)
         .await
         .unwrap();
     assert_eq!(
-        rx.recv().await.unwrap(),
+        body.next().await.unwrap().unwrap(),
         format!(
             "id: {}\nevent: productChanged\ndata: {{\"x\":1}}\n\n",
             log.head().await.unwrap()
         )
     );
-    drop(rx);
-    let summary = tokio::time::timeout(Duration::from_secs(2), session)
+    drop(body);
+    let summary = tokio::time::timeout(Duration::from_secs(2), ended.recv())
         .await
         .expect("the session ends")
         .unwrap()
-        .unwrap();
+        .expect("without a change-log failure");
     assert_eq!((summary.events, summary.client_left), (1, true));
+}
+
+#[tokio::test]
+async fn a_bad_last_event_id_or_product_list_is_a_400_with_a_json_error() {
+    let log = Arc::new(MemoryChangeLog::with_shards(2));
+    for (header, uri) in [(Some("yesterday"), "/"), (None, "/?productIds=,")] {
+        let mut request = axum::http::Request::get(uri);
+        if let Some(value) = header {
+            request = request.header("last-event-id", value);
+        }
+        let response = stream_of(log.clone(), SessionConfig::default())
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{uri}");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "bad_request");
+        assert!(json["error"]["message"].as_str().unwrap().len() > 10);
+    }
 }

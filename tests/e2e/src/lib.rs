@@ -27,7 +27,7 @@ pub struct Stack {
     pub ws_url_without_token: String,
     /// The REST API's base URL (`…/v1`).
     pub rest_url: String,
-    /// The SSE stream (infra/local-server's `/events` locally).
+    /// The SSE stream (local/server's `/events` locally).
     pub sse_url: String,
     pub auth_secret: String,
     pub dynamo: aws_sdk_dynamodb::Client,
@@ -449,7 +449,7 @@ impl Stack {
     }
 }
 
-/// Switches the management API fault on (`Some(status)`) or off, through infra/fault_proxy.py.
+/// Switches the management API fault on (`Some(status)`) or off, through tests/tools/fault_proxy.py.
 pub fn set_management_fault(status: Option<u16>) {
     use std::io::{Read, Write};
     let address = std::env::var("FAULT_PROXY")

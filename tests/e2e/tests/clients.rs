@@ -83,7 +83,7 @@ impl SseConnection {
 }
 
 #[tokio::test]
-#[ignore = "needs the deployed stack and infra/local-server: scripts/test runs it"]
+#[ignore = "needs the deployed stack and local/server: scripts/test runs it"]
 async fn sse_resumes_after_a_dropped_connection_without_gap_or_duplicate() {
     let stack = Stack::load().await;
     let first = SseConnection::open(&stack.sse_url, None).await;
@@ -197,7 +197,7 @@ fn printed_each(lines: &[String], changes: &[Published]) -> bool {
 }
 
 #[tokio::test]
-#[ignore = "needs the deployed stack and infra/local-server: scripts/test runs it"]
+#[ignore = "needs the deployed stack and local/server: scripts/test runs it"]
 async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
     let stack = Stack::load().await;
     let before: BTreeSet<String> = stack.connection_ids().await.into_iter().collect();

@@ -2,7 +2,7 @@
 //! and asserts the end state, not just that nothing panicked.
 //!
 //! scripts/test deploys for it: the consumer built with the `fault-injection`
-//! feature, the management API behind infra/fault_proxy.py, short visibility
+//! feature, the management API behind tests/tools/fault_proxy.py, short visibility
 //! timeouts, and small circuit-breaker thresholds.
 
 use std::collections::BTreeMap;
