@@ -22,11 +22,11 @@ import boto3
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIXTURES = {
-    "GeneratorFunctionName": ("generator", ROOT / "functions/generator/fixtures/eventbridge-scheduled-event.json"),
-    "ConsumerFunctionName": ("consumer", ROOT / "functions/consumer/fixtures/sqs-event.json"),
-    "WebSocketFunctionName": ("ws-handler", ROOT / "functions/ws-handler/fixtures/connect.json"),
-    "RestApiFunctionName": ("rest-api", ROOT / "functions/rest-api/fixtures/http-api-get-products.json"),
-    "ThumbnailerFunctionName": ("thumbnailer", ROOT / "functions/thumbnailer/fixtures/sqs-photo-job.json"),
+    "GeneratorFunctionName": ("generator", ROOT / "events/generator/scheduled.json"),
+    "ConsumerFunctionName": ("consumer", ROOT / "events/consumer/mixed-batch.json"),
+    "WebSocketFunctionName": ("ws-handler", ROOT / "events/ws-handler/connect-without-token.json"),
+    "RestApiFunctionName": ("rest-api", ROOT / "events/rest-api/list-products.json"),
+    "ThumbnailerFunctionName": ("thumbnailer", ROOT / "events/thumbnailer/photo-job.json"),
 }
 
 

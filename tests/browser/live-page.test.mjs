@@ -22,7 +22,7 @@ const money = (cents, currency) =>
 async function runGenerator() {
   const response = await fetch(
     `${endpoint}/2015-03-31/functions/${outputs.GeneratorFunctionName}/invocations`,
-    { method: "POST", body: readFileSync(join(root, "functions/generator/fixtures/eventbridge-scheduled-event.json")) },
+    { method: "POST", body: readFileSync(join(root, "events/generator/scheduled.json")) },
   );
   const report = await response.json();
   if (!Array.isArray(report.published) || report.published.length === 0) {

@@ -10,6 +10,8 @@ pub mod breaker;
 pub mod change;
 pub mod config;
 #[cfg(any(test, feature = "fakes"))]
+pub mod event_fixtures;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod frames;
 pub mod generate;

@@ -46,7 +46,48 @@ fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec
 }
 
 fn fixture() -> SqsEvent {
-    serde_json::from_str(include_str!("../fixtures/sqs-event.json")).unwrap()
+    events("mixed-batch")
+}
+
+fn events(case: &str) -> SqsEvent {
+    serde_json::from_str(&catalog_core::event_fixtures::load("consumer", case)).unwrap()
+}
+
+/// Every fixture in `events/consumer/` through the handler: what each case is named for happens.
+#[tokio::test]
+async fn each_consumer_event_fixture_does_what_its_name_says() {
+    // (case, applied, duplicate, stale, photos, malformed)
+    let expected = [
+        ("change", (1, 0, 0, 0, 0)),
+        ("duplicate", (1, 1, 0, 0, 0)),
+        ("stale-version", (1, 0, 1, 0, 0)),
+        ("poison", (0, 0, 0, 0, 1)),
+        ("photo-changed", (0, 0, 0, 1, 0)),
+        ("mixed-batch", (2, 0, 0, 0, 1)),
+    ];
+    let named: BTreeSet<String> = expected.iter().map(|(case, _)| case.to_string()).collect();
+    assert_eq!(
+        named,
+        catalog_core::event_fixtures::cases("consumer"),
+        "every fixture has a case here"
+    );
+    for (case, counts) in expected {
+        let c = consumer();
+        connect(&c, "all", None).await;
+        let (response, got) = c.handle_batch(events(case)).await;
+        assert!(response.batch_item_failures.is_empty(), "{case}");
+        assert_eq!(
+            (
+                got.applied,
+                got.duplicate,
+                got.stale,
+                got.photos,
+                got.malformed
+            ),
+            counts,
+            "{case}"
+        );
+    }
 }
 
 fn event(bodies: &[String]) -> SqsEvent {

@@ -119,9 +119,13 @@ mod tests {
 
     #[test]
     fn trigger_id_comes_from_a_real_scheduled_event() {
-        let event: serde_json::Value =
-            serde_json::from_str(include_str!("../fixtures/eventbridge-scheduled-event.json"))
-                .unwrap();
+        let event: aws_lambda_events::event::cloudwatch_events::CloudWatchEvent =
+            serde_json::from_str(&catalog_core::event_fixtures::load(
+                "generator",
+                "scheduled",
+            ))
+            .unwrap();
+        let event = serde_json::to_value(event).unwrap();
         assert_eq!(trigger_id(&event), "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa");
         assert_eq!(trigger_id(&serde_json::json!({})), "manual");
     }

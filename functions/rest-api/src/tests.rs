@@ -294,9 +294,11 @@ async fn an_accepted_upload_stores_the_original_and_queues_one_job() {
 
 #[tokio::test]
 async fn a_real_http_api_event_is_routed_below_its_stage() {
-    let request =
-        lambda_http::request::from_str(include_str!("../fixtures/http-api-get-products.json"))
-            .unwrap();
+    let request = lambda_http::request::from_str(&catalog_core::event_fixtures::load(
+        "rest-api",
+        "list-products",
+    ))
+    .unwrap();
     let (status, body, _) = call(&app(api()), below_stage(request)).await;
     assert_eq!(status, 200, "{body}");
     let ids: Vec<&str> = body["items"]
@@ -703,4 +705,38 @@ fn openapi_yaml_validates_as_openapi_3_1() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Every fixture in `events/rest-api/` (HTTP API payload 2.0, stage `v1`) through the router
+/// as Lambda delivers it: the status each case is named for.
+#[tokio::test]
+async fn each_http_api_event_fixture_gets_the_status_its_name_says() {
+    let expected = [
+        ("list-products", 200),
+        ("list-products-bad-limit", 400),
+        ("list-products-bad-cursor", 400),
+        ("get-product", 200),
+        ("get-product-not-found", 404),
+        ("get-photo", 302),
+        ("get-photo-not-modified", 304),
+        ("get-photo-bad-size", 400),
+        ("put-photo", 202),
+        ("put-photo-without-token", 401),
+        ("put-photo-not-an-image", 415),
+        ("openapi", 200),
+        ("unknown-route", 404),
+    ];
+    let named: BTreeSet<String> = expected.iter().map(|(case, _)| case.to_string()).collect();
+    assert_eq!(
+        named,
+        catalog_core::event_fixtures::cases("rest-api"),
+        "every fixture has a case here"
+    );
+    let token = catalog_core::auth::issue(SECRET, "tester", 60);
+    for (case, status) in expected {
+        let text = catalog_core::event_fixtures::load_with_token("rest-api", case, &token);
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let (got, body, _) = call(&app(api()), below_stage(request)).await;
+        assert_eq!(got, status, "{case}: {body}");
+    }
 }

@@ -67,7 +67,11 @@ fn world() -> (World, Thumbnailer) {
 }
 
 fn fixture() -> SqsEvent {
-    serde_json::from_str(include_str!("../fixtures/sqs-photo-job.json")).unwrap()
+    serde_json::from_str(&catalog_core::event_fixtures::load(
+        "thumbnailer",
+        "photo-job",
+    ))
+    .unwrap()
 }
 
 fn with_bodies(bodies: &[String]) -> SqsEvent {

@@ -20,13 +20,47 @@ fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
 }
 
 fn fixture(name: &str) -> ApiGatewayWebsocketProxyRequest {
-    let text = match name {
-        "connect" => include_str!("../fixtures/connect.json"),
-        "message" => include_str!("../fixtures/message.json"),
-        "disconnect" => include_str!("../fixtures/disconnect.json"),
-        _ => unreachable!(),
+    let case = match name {
+        "connect" => "connect-without-token",
+        "message" => "subscribe",
+        other => other,
     };
-    serde_json::from_str(text).unwrap()
+    let token = catalog_core::auth::issue(SECRET, "tester", 60);
+    serde_json::from_str(&catalog_core::event_fixtures::load_with_token(
+        "ws-handler",
+        case,
+        &token,
+    ))
+    .unwrap()
+}
+
+/// Every fixture in `events/ws-handler/` through the handler, on a connected client.
+#[tokio::test]
+async fn each_websocket_event_fixture_does_what_its_name_says() {
+    let expected = [
+        ("connect-with-token", RouteOutcome::Connected),
+        ("connect-without-token", RouteOutcome::ConnectRefused),
+        ("disconnect", RouteOutcome::Disconnected),
+        ("subscribe", RouteOutcome::Subscribed),
+        ("snapshot", RouteOutcome::SnapshotSent),
+        ("bad-frame", RouteOutcome::FrameRefused),
+    ];
+    let named: std::collections::BTreeSet<String> =
+        expected.iter().map(|(case, _)| case.to_string()).collect();
+    assert_eq!(
+        named,
+        catalog_core::event_fixtures::cases("ws-handler"),
+        "every fixture has a case here"
+    );
+    for (case, outcome) in expected {
+        let h = handler();
+        h.handle(&connect()).await.unwrap();
+        let event = fixture(case);
+        if let Some(id) = &event.request_context.connection_id {
+            h.connections.add(id, 0, 0).await.unwrap();
+        }
+        assert_eq!(h.handle(&event).await.unwrap(), outcome, "{case}");
+    }
 }
 
 /// The connect fixture carrying a valid token in its query string.

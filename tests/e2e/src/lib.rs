@@ -107,7 +107,7 @@ impl Stack {
             .invoke()
             .function_name(self.output("GeneratorFunctionName"))
             .payload(aws_sdk_lambda::primitives::Blob::new(include_str!(
-                "../../../functions/generator/fixtures/eventbridge-scheduled-event.json"
+                "../../../events/generator/scheduled.json"
             )))
             .send()
             .await
