@@ -62,13 +62,23 @@ def ensure_bucket(s3, name):
         s3.create_bucket(Bucket=name)
 
 
-def package(template, bin_dir: pathlib.Path, bucket, s3):
+def load_template(path):
+    return cfn_yaml.load(str(path))
+
+
+def functions(template):
+    """(logical id, resource, binary) of every function; the binary is the crate's bootstrap."""
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         binary = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
         if not binary:
             sys.exit(f"{logical_id} has no Metadata.BuildProperties.Binary; cannot tell which bootstrap it runs")
+        yield logical_id, resource, binary
+
+
+def package(template, bin_dir: pathlib.Path, bucket, s3):
+    for logical_id, resource, binary in functions(template):
         path = bin_dir / binary
         if not path.is_file():
             sys.exit(f"{path} is missing: build the functions first (scripts/build)")

@@ -43,6 +43,11 @@ require_setup() {
   [[ -x "$VENV/bin/ministack" && -d "$ROOT/node_modules/ws" ]] || die "run scripts/setup first"
 }
 
+# For the commands that act on the running local stack (scripts/dev started it).
+require_stack() {
+  emulator_healthy && [[ -s "$OUTPUTS" ]] || die "no local stack is running: start it with scripts/dev (in another terminal)"
+}
+
 emulator_healthy() {
   curl -fsS -o /dev/null --max-time 2 "$AWS_ENDPOINT_URL/_localstack/health" 2>/dev/null
 }

@@ -16,6 +16,7 @@ pub mod fakes;
 pub mod frames;
 pub mod generate;
 pub mod metrics;
+pub mod presign;
 pub mod product;
 pub mod rate;
 pub mod telemetry;

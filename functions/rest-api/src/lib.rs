@@ -4,7 +4,7 @@
 //! functions), and `openapi.yaml` at the repository root is that output.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -28,9 +28,10 @@ pub mod extract;
 pub mod photo;
 pub mod settings;
 
+pub use catalog_core::presign::{presign_cache_from, PresignCache};
 use errors::{ApiError, ErrorBody};
 use extract::{ApiPath, ApiQuery};
-use photo::{ImageKind, PresignCache};
+use photo::ImageKind;
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -551,12 +552,6 @@ pub fn below_stage<B>(mut request: axum::http::Request<B>) -> axum::http::Reques
         *request.uri_mut() = uri;
     }
     request
-}
-
-/// How long presigned photo URLs live, and how early the cache replaces them.
-pub fn presign_cache_from(ttl_secs: u64) -> PresignCache {
-    let ttl = Duration::from_secs(ttl_secs.max(120));
-    PresignCache::new(ttl, ttl / 5)
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ async fn main() {
     // cache lookup (what a hit does), per call.
     let bucket =
         catalog_core::aws::S3Photos::new(stack.s3.clone(), stack.output("PhotosBucketName"));
-    let cache = rest_api::presign_cache_from(900);
+    let cache = catalog_core::presign::presign_cache_from(900);
     let calls = 2000;
     let started = Instant::now();
     for i in 0..calls {
