@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
         pusher,
         dead_letters: SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&sdk),
-            config::required("DEAD_LETTER_QUEUE_URL")?,
+            config::required("CHANGES_DEAD_LETTER_QUEUE_URL")?,
         ),
         change_log: catalog_core::aws::DynamoChangeLog::new(
             aws_sdk_dynamodb::Client::new(&sdk),

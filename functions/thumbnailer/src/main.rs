@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
         )),
         dead_letters: Box::new(SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&sdk),
-            config::required("DEAD_LETTER_QUEUE_URL")?,
+            config::required("PHOTO_JOBS_DEAD_LETTER_QUEUE_URL")?,
         )),
         lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
         url_ttl: Duration::from_secs(config::parsed_or(

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 pub mod http;
+pub mod sse;
 
 pub struct Stack {
     pub outputs: BTreeMap<String, String>,
