@@ -195,7 +195,9 @@ def upload_website(outputs):
         if path.is_file():
             s3.put_object(Bucket=bucket, Key=path.name, Body=path.read_bytes(),
                           ContentType=types.get(path.suffix, "application/octet-stream"))
-    config = {"restUrl": outputs.get("RestApiUrl", ""), "sseUrl": outputs.get("SseUrl", "")}
+    # In AWS the metrics are the CloudWatch dashboard; locally the local server's metrics page.
+    config = {"restUrl": outputs.get("RestApiUrl", ""), "sseUrl": outputs.get("SseUrl", ""),
+              "metricsUrl": outputs.get("DashboardUrl", "")}
     s3.put_object(Bucket=bucket, Key="config.json", Body=json.dumps(config).encode(), ContentType="application/json")
     log(f"live page uploaded to s3://{bucket} ({outputs.get('WebsiteUrl', '')})")
 

@@ -188,6 +188,9 @@ local_server_start() {
   CHANGE_LOG_TABLE="$(output ChangeLogTableName)" PRODUCTS_TABLE="$(output ProductsTableName)" \
     PHOTOS_BUCKET="$(output PhotosBucketName)" PHOTO_JOBS_QUEUE_URL="$(output PhotoJobsQueueUrl)" \
     AUTH_TOKEN_SECRET="$(auth_secret)" PORT="$LOCAL_SERVER_PORT" \
+    CONSUMER_FUNCTION_NAME="$(output ConsumerFunctionName)" REST_API_FUNCTION_NAME="$(output RestApiFunctionName)" \
+    CHANGES_QUEUE_URL="$(output ChangesQueueUrl)" CHANGES_DEAD_LETTER_QUEUE_URL="$(output ChangesDeadLetterQueueUrl)" \
+    PHOTO_JOBS_DEAD_LETTER_QUEUE_URL="$(output PhotoJobsDeadLetterQueueUrl)" \
     SSE_SESSION_SECONDS="${SSE_SESSION_SECONDS:-300}" RUST_LOG=warn "$BIN_DIR/local-server" >"$STATE/local-server.log" 2>&1 &
   local pid=$!
   on_exit "kill $pid 2>/dev/null"

@@ -88,6 +88,7 @@ function listen(sseUrl) {
 
 async function main() {
   const config = await (await fetch("config.json")).json();
+  if (config.metricsUrl) document.getElementById("metrics-link").href = config.metricsUrl;
   try {
     const products = await loadCatalogue(config.restUrl);
     grid.replaceChildren(...products.map((p) => card(p, config.restUrl)));

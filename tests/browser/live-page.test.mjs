@@ -1,7 +1,8 @@
 // Browser test of the live catalogue page, in Debian's headless Chromium driven by
 // playwright-core: open the page on the running local stack, wait for the grid, trigger
-// a change (one generator run), and see the changed cards show the new price and stock.
-// A screenshot is saved as a test artifact (.local/artifacts/live-page.png).
+// a change (one generator run), and see the changed cards show the new price and stock; then
+// follow the page's metrics link and see the figures of those changes.
+// Screenshots are saved as test artifacts (.local/artifacts/live-page.png, metrics-page.png).
 //
 //   PAGE_URL=http://127.0.0.1:4600/ node tests/browser/live-page.test.mjs   (scripts/test runs it)
 import { chromium } from "playwright-core";
@@ -68,6 +69,17 @@ try {
   await page.screenshot({ path: join(artifacts, "live-page.png") });
   if (process.env.UPDATE_SCREENSHOT) copyFileSync(join(artifacts, "live-page.png"), join(root, "docs/live-page.png"));
   console.log(`ok: ${published.length} changed cards show their new price and stock; screenshot .local/artifacts/live-page.png`);
+
+  // The metrics page, through the live page's link: the figures of the changes just made.
+  await page.click("#metrics-link");
+  await page.waitForSelector('#figures[data-loaded=true][data-latency=some]', { timeout: 30_000 });
+  const p50 = await page.locator('[data-figure="latency-p50"] .value').textContent();
+  const applied = await page.locator('[data-figure="throughput"] .detail').textContent();
+  if (!/^\d+ ms$/.test(p50)) throw new Error(`the latency figure reads ${JSON.stringify(p50)}`);
+  if (!/^[1-9]/.test(applied)) throw new Error(`no applied changes counted: ${JSON.stringify(applied)}`);
+  await page.screenshot({ path: join(artifacts, "metrics-page.png") });
+  if (process.env.UPDATE_SCREENSHOT) copyFileSync(join(artifacts, "metrics-page.png"), join(root, "docs/metrics-page.png"));
+  console.log(`ok: the metrics page shows change → client p50 ${p50}, ${applied}; screenshot .local/artifacts/metrics-page.png`);
 } catch (err) {
   failed = true;
   console.error(`FAILED: ${err.message}`);

@@ -6,10 +6,17 @@
 //!                       same table, bucket and queue (MiniStack's HTTP API sends no CORS
 //!                       headers, so the page reaches the API through its own origin)
 //!   GET  /config.json   where the page finds the REST API and the stream
+//!   GET  /metrics.json  the dashboard's figures of the last minute, from the consumer's and
+//!                       the REST API's EMF log lines and the queues (web/metrics.html shows them)
 //!   GET  /…             the live page's static files (web/)
 //!
 //! Env: as the two functions read it (PRODUCTS_TABLE, PHOTOS_BUCKET, PHOTO_JOBS_QUEUE_URL,
-//! AUTH_TOKEN_SECRET, CHANGE_LOG_TABLE, SSE_SESSION_SECONDS, …), plus PORT and WEB_DIR.
+//! AUTH_TOKEN_SECRET, CHANGE_LOG_TABLE, SSE_SESSION_SECONDS, …), plus PORT and WEB_DIR, and for
+//! the metrics CONSUMER_FUNCTION_NAME, REST_API_FUNCTION_NAME, CHANGES_QUEUE_URL,
+//! CHANGES_DEAD_LETTER_QUEUE_URL and PHOTO_JOBS_DEAD_LETTER_QUEUE_URL.
+
+mod figures;
+mod metrics_source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,11 +65,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .allow_methods([Method::GET])
             .allow_headers([HeaderName::from_static("last-event-id")]),
     );
-    let page_config = Json(serde_json::json!({"restUrl": "/api", "sseUrl": "/events"}));
+    let metrics = Arc::new(metrics_source::MetricsSource::from_env(&sdk)?);
+    let page_config = Json(
+        serde_json::json!({"restUrl": "/api", "sseUrl": "/events", "metricsUrl": "/metrics.html"}),
+    );
     let app = Router::new()
         .nest("/api", rest_api::router(Arc::new(api)))
         .nest("/events", events)
         .route("/config.json", get(move || async { page_config }))
+        .route(
+            "/metrics.json",
+            get(metrics_source::metrics_json).with_state(metrics),
+        )
         .fallback_service(ServeDir::new(web_dir))
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(

@@ -1,0 +1,190 @@
+//! The local metrics page's figures: the same metrics the CloudWatch dashboard draws, worked
+//! out from the functions' EMF log lines and the queues. Pure: lines in, figures out.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The source design's targets, shown beside each figure.
+pub const LATENCY_TARGET_MS: f64 = 500.0;
+pub const THROUGHPUT_TARGET_PER_S: f64 = 5000.0;
+pub const LOSS_TARGET_PERCENT: f64 = 0.01;
+
+/// One EMF line of one function: its metric values by name (a metric may carry many samples).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EmfLine {
+    pub timestamp_ms: i64,
+    pub values: Vec<(String, Vec<f64>)>,
+}
+
+impl EmfLine {
+    /// Reads a log message; `None` unless it is an EMF line.
+    pub fn parse(message: &str) -> Option<Self> {
+        let value: Value = serde_json::from_str(message.trim()).ok()?;
+        let aws = value.get("_aws")?;
+        let timestamp_ms = aws.get("Timestamp")?.as_i64()?;
+        let names = aws["CloudWatchMetrics"][0]["Metrics"].as_array()?;
+        let values = names
+            .iter()
+            .filter_map(|m| m["Name"].as_str())
+            .map(|name| {
+                let samples = match &value[name] {
+                    Value::Array(items) => items.iter().filter_map(Value::as_f64).collect(),
+                    other => other.as_f64().into_iter().collect(),
+                };
+                (name.to_owned(), samples)
+            })
+            .collect();
+        Some(Self {
+            timestamp_ms,
+            values,
+        })
+    }
+
+    fn samples<'a>(&'a self, name: &'a str) -> impl Iterator<Item = f64> + 'a {
+        self.values
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .flat_map(|(_, v)| v.iter().copied())
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Figures {
+    pub window_seconds: f64,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_target_ms: f64,
+    pub changes_applied: f64,
+    pub throughput_per_second: f64,
+    pub throughput_target_per_second: f64,
+    /// Changes that failed or were malformed, as a percentage of those processed.
+    pub change_error_percent: Option<f64>,
+    pub rest_error_percent: Option<f64>,
+    pub loss_target_percent: f64,
+    pub pushes_sent: f64,
+    pub pushes_gone: f64,
+    pub pushes_failed: f64,
+    /// The latest state of each breaker (0 closed, 1 half-open, 2 open), by metric name.
+    pub breakers: Vec<(String, f64)>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn percent(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| 100.0 * part / whole)
+}
+
+impl Figures {
+    /// From the consumer's and the REST API's EMF lines of the last `window_seconds`.
+    pub fn from_lines(consumer: &[EmfLine], rest: &[EmfLine], window_seconds: f64) -> Self {
+        let sum = |lines: &[EmfLine], name: &str| -> f64 {
+            lines
+                .iter()
+                .flat_map(|l| l.samples(name).collect::<Vec<_>>())
+                .sum()
+        };
+        let mut lag: Vec<f64> = consumer
+            .iter()
+            .flat_map(|l| l.samples("EndToEndLagMs").collect::<Vec<_>>())
+            .collect();
+        lag.sort_by(f64::total_cmp);
+        let applied = sum(consumer, "ChangesApplied");
+        let mut by_time: Vec<&EmfLine> = consumer.iter().chain(rest).collect();
+        by_time.sort_by_key(|l| l.timestamp_ms);
+        let mut breakers: Vec<(String, f64)> = Vec::new();
+        for line in by_time {
+            for (name, values) in &line.values {
+                if let (true, Some(&state)) = (name.starts_with("BreakerState"), values.last()) {
+                    match breakers.iter_mut().find(|(n, _)| n == name) {
+                        Some(entry) => entry.1 = state,
+                        None => breakers.push((name.clone(), state)),
+                    }
+                }
+            }
+        }
+        Figures {
+            window_seconds,
+            latency_p50_ms: percentile(&lag, 50.0),
+            latency_p99_ms: percentile(&lag, 99.0),
+            latency_target_ms: LATENCY_TARGET_MS,
+            changes_applied: applied,
+            throughput_per_second: applied / window_seconds.max(1.0),
+            throughput_target_per_second: THROUGHPUT_TARGET_PER_S,
+            change_error_percent: percent(
+                sum(consumer, "ChangesFailed") + sum(consumer, "ChangesMalformed"),
+                sum(consumer, "ChangesProcessed"),
+            ),
+            rest_error_percent: percent(sum(rest, "ServerErrors"), sum(rest, "Requests")),
+            loss_target_percent: LOSS_TARGET_PERCENT,
+            pushes_sent: sum(consumer, "PushesSent"),
+            pushes_gone: sum(consumer, "PushesGone"),
+            pushes_failed: sum(consumer, "PushesFailed"),
+            breakers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use catalog_core::metrics::MetricSet;
+
+    use super::*;
+
+    /// A line as the consumer writes it, through the real emitter.
+    fn consumer_line(at: i64, applied: usize, failed: usize, lag: &[f64], breaker: f64) -> String {
+        let mut set = MetricSet::new("LiveCatalogue", "consumer");
+        set.count("ChangesProcessed", applied + failed)
+            .count("ChangesApplied", applied)
+            .count("ChangesFailed", failed)
+            .count("ChangesMalformed", 0)
+            .count("PushesSent", applied * 10)
+            .milliseconds("EndToEndLagMs", lag)
+            .gauge("BreakerStateManagementApi", breaker);
+        set.to_emf(at).to_string()
+    }
+
+    #[test]
+    fn figures_from_the_functions_emf_lines() {
+        let consumer: Vec<EmfLine> = [
+            consumer_line(1_000, 10, 0, &[100.0; 10], 0.0),
+            consumer_line(2_000, 9, 1, &[300.0; 9], 2.0),
+            "a plain log line".to_owned(),
+        ]
+        .iter()
+        .filter_map(|m| EmfLine::parse(m))
+        .collect();
+        assert_eq!(consumer.len(), 2, "only EMF lines are read");
+        let mut rest = MetricSet::new("LiveCatalogue", "rest-api");
+        rest.count("Requests", 50).count("ServerErrors", 1);
+        let rest = [EmfLine::parse(&rest.to_emf(1_500).to_string()).unwrap()];
+
+        let figures = Figures::from_lines(&consumer, &rest, 60.0);
+        assert_eq!(figures.latency_p50_ms, Some(100.0));
+        assert_eq!(figures.latency_p99_ms, Some(300.0));
+        assert_eq!(figures.changes_applied, 19.0);
+        assert!((figures.throughput_per_second - 19.0 / 60.0).abs() < 1e-9);
+        assert_eq!(figures.change_error_percent, Some(5.0));
+        assert_eq!(figures.rest_error_percent, Some(2.0));
+        assert_eq!(figures.pushes_sent, 190.0);
+        assert_eq!(
+            figures.breakers,
+            [("BreakerStateManagementApi".to_owned(), 2.0)],
+            "the latest state"
+        );
+    }
+
+    #[test]
+    fn no_traffic_is_no_figure_rather_than_zero() {
+        let figures = Figures::from_lines(&[], &[], 60.0);
+        assert_eq!(figures.latency_p99_ms, None);
+        assert_eq!(figures.change_error_percent, None);
+        assert_eq!(figures.throughput_per_second, 0.0);
+    }
+}
