@@ -31,7 +31,7 @@ function cards(m) {
     { id: "pushes", title: "pushes sent / gone / failed", value: `${num(f.pushesSent)} / ${num(f.pushesGone)} / ${num(f.pushesFailed)}`,
       target: "failed 0", ok: f.pushesSent + f.pushesGone + f.pushesFailed === 0 ? null : f.pushesFailed === 0 },
     ...f.breakers.map(([name, state]) => ({
-      id: `breaker-${name}`, title: name.replace("BreakerState", "breaker: "), value: breakerName[state] ?? state,
+      id: `breaker-${name}`, title: `breaker ${name}`, value: breakerName[state] ?? state,
       target: "closed", ok: state === 0,
     })),
   ];

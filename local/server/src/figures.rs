@@ -65,8 +65,30 @@ pub struct Figures {
     pub pushes_sent: f64,
     pub pushes_gone: f64,
     pub pushes_failed: f64,
-    /// The latest state of each breaker (0 closed, 1 half-open, 2 open), by metric name.
+    /// The latest state of each breaker (0 closed, 1 half-open, 2 open), as `function → downstream`.
     pub breakers: Vec<(String, f64)>,
+}
+
+/// Each breaker's latest state in one function's lines, named `function → downstream`.
+fn latest_breakers(function: &str, lines: &[EmfLine]) -> Vec<(String, f64)> {
+    let mut by_time: Vec<&EmfLine> = lines.iter().collect();
+    by_time.sort_by_key(|l| l.timestamp_ms);
+    let mut breakers: Vec<(String, f64)> = Vec::new();
+    for line in by_time {
+        for (name, values) in &line.values {
+            let (Some(downstream), Some(&state)) =
+                (name.strip_prefix("BreakerState"), values.last())
+            else {
+                continue;
+            };
+            let name = format!("{function} → {downstream}");
+            match breakers.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 = state,
+                None => breakers.push((name, state)),
+            }
+        }
+    }
+    breakers
 }
 
 fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
@@ -96,19 +118,8 @@ impl Figures {
             .collect();
         lag.sort_by(f64::total_cmp);
         let applied = sum(consumer, "ChangesApplied");
-        let mut by_time: Vec<&EmfLine> = consumer.iter().chain(rest).collect();
-        by_time.sort_by_key(|l| l.timestamp_ms);
-        let mut breakers: Vec<(String, f64)> = Vec::new();
-        for line in by_time {
-            for (name, values) in &line.values {
-                if let (true, Some(&state)) = (name.starts_with("BreakerState"), values.last()) {
-                    match breakers.iter_mut().find(|(n, _)| n == name) {
-                        Some(entry) => entry.1 = state,
-                        None => breakers.push((name.clone(), state)),
-                    }
-                }
-            }
-        }
+        let mut breakers = latest_breakers("consumer", consumer);
+        breakers.extend(latest_breakers("REST API", rest));
         Figures {
             window_seconds,
             latency_p50_ms: percentile(&lag, 50.0),
@@ -175,7 +186,7 @@ mod tests {
         assert_eq!(figures.pushes_sent, 190.0);
         assert_eq!(
             figures.breakers,
-            [("BreakerStateManagementApi".to_owned(), 2.0)],
+            [("consumer → ManagementApi".to_owned(), 2.0)],
             "the latest state"
         );
     }
