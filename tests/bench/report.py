@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes BENCHMARKS.md from the JSON figures scripts/bench collected (passed in the
-environment: HANDLER, FANOUT, BURST, STEADY, API, COLDSTART)."""
+environment: HANDLER, FANOUT, BURST, STEADY, API, COLDSTART, INNER_LOOP)."""
 
 import datetime
 import json
@@ -10,6 +10,7 @@ import subprocess
 
 fig = {k: json.loads(os.environ[k]) for k in ["HANDLER", "FANOUT", "BURST", "STEADY", "API", "COLDSTART"]}
 handler, fanout, burst, steady, api, cold = (fig[k] for k in ["HANDLER", "FANOUT", "BURST", "STEADY", "API", "COLDSTART"])
+inner_loop = json.loads(os.environ.get("INNER_LOOP", "[]"))
 
 
 def sh(cmd):
@@ -47,6 +48,13 @@ best = steady.get("highest_rate_p99_le_500ms")
 cold_table = (
     "| function | bootstrap (dev profile) | cold start median | range |\n|---|---|---|---|\n" + cold_rows
     if cold else "Not measured in this run: the cold-start benchmark failed (its output is in the run's log).")
+
+if inner_loop:
+    runs = sorted(r["edit_to_serving_s"] for r in inner_loop)
+    inner_loop_text = (f"Edit → new code serving: median {runs[len(runs) // 2]:.1f} s over {len(runs)} runs "
+                       f"(range {runs[0]:.1f}–{runs[-1]:.1f} s). A full `scripts/dev` redeploy of the stack takes minutes.")
+else:
+    inner_loop_text = "Not measured in this run (the inner-loop benchmark failed)."
 
 text = f"""# Benchmarks
 
@@ -139,6 +147,14 @@ against a minimal Lambda Runtime API (`tests/bench/coldstart_bench.py`) with the
 environment, so the first invocation does its real work against the emulator. Median of 7.
 
 {cold_table}
+
+## The inner loop
+
+`tests/bench/inner-loop.sh`: on the running stack, change the text of one REST API error message,
+run `scripts/redeploy rest-api` (`cargo build --workspace --all-targets`, then `UpdateFunctionCode`
+of that function alone) and poll the HTTP API until the new text is served.
+
+{inner_loop_text}
 
 ## Build cost of the profile
 
