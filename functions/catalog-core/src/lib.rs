@@ -1,8 +1,9 @@
 //! The product-catalogue domain and the AWS adapters behind small traits.
 //!
 //! Pure logic (what a change is, how versions order, what a client asked for)
-//! lives in the domain modules and is tested without AWS. The `aws` module holds
-//! the DynamoDB, SNS and API Gateway management adapters used by the functions.
+//! lives in the domain modules and is tested without AWS. `ports` holds the traits the
+//! functions need from the outside world, each with its in-memory fake; `aws` holds
+//! their DynamoDB, SNS, SQS, S3 and API Gateway management adapters.
 
 pub mod auth;
 pub mod aws;
@@ -16,6 +17,7 @@ pub mod fakes;
 pub mod frames;
 pub mod generate;
 pub mod metrics;
+pub mod ports;
 pub mod presign;
 pub mod product;
 pub mod rate;

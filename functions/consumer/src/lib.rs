@@ -3,11 +3,11 @@
 //! (already recorded by the thumbnailer) are pushed as they are.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use catalog_core::aws::{
-    dead_letter_record, retry_later, ChangeLog, Connection, ConnectionStore, DeadLetters,
-    ProductStore, PushError, Pusher, StoreError,
-};
 use catalog_core::frames::{wants, ServerFrame};
+use catalog_core::ports::{
+    dead_letter_record, retry_later, ChangeLog, Connection, ConnectionStore, DeadLetters,
+    DownstreamError, ProductStore, PushError, Pusher,
+};
 use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -73,7 +73,7 @@ enum RecordError {
     #[error(transparent)]
     Malformed(#[from] ChangeError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] DownstreamError),
     #[error("{failed} of {attempted} pushes failed; the change will be pushed again")]
     Push { failed: usize, attempted: usize },
 }
@@ -119,7 +119,7 @@ impl ConnectionCache {
         &self,
         store: &impl ConnectionStore,
         batch_started: Instant,
-    ) -> Result<Arc<Vec<Connection>>, StoreError> {
+    ) -> Result<Arc<Vec<Connection>>, DownstreamError> {
         let mut cached = self.cached.lock().await;
         if let Some((read_at, list)) = cached.as_ref() {
             // A list read during this batch is always fresh enough for it.

@@ -29,7 +29,7 @@ async fn main() -> Result<(), Error> {
             aws_sdk_dynamodb::Client::new(&sdk),
             config::required("CHANGE_LOG_TABLE")?,
             config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
-            catalog_core::aws::change_log::shards_from_env()?,
+            catalog_core::ports::change_log::shards_from_env()?,
         ),
         push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
         group_concurrency: config::parsed_or("GROUP_CONCURRENCY", 10usize)?,

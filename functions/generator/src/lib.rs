@@ -2,8 +2,8 @@
 //! products and publishes one `ProductChanged` per product.
 
 use aws_lambda_events::event::cloudwatch_events::CloudWatchEvent;
-use catalog_core::aws::{ChangePublisher, GeneratorStore, StoreError};
 use catalog_core::generate::{pick_random, plan_change, Rng};
+use catalog_core::ports::{ChangePublisher, DownstreamError, GeneratorStore};
 use catalog_core::StockAndPrice;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -31,7 +31,7 @@ pub enum RunError {
     #[error("the catalogue is empty; seed it first (scripts/dev does)")]
     EmptyCatalogue,
     #[error("reading the catalogue failed: {0}")]
-    Read(StoreError),
+    Read(DownstreamError),
     /// SNS refused a change even after the SDK's retries. Nothing about that change
     /// was recorded; changes published before it were.
     #[error("publishing change {change_id} of {product_id} failed after retries ({published_before} published before it): {source}")]
@@ -39,7 +39,7 @@ pub enum RunError {
         change_id: String,
         product_id: String,
         published_before: usize,
-        source: StoreError,
+        source: DownstreamError,
     },
 }
 

@@ -2,7 +2,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use catalog_core::aws::PageKey;
+use catalog_core::ports::PageKey;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;

@@ -63,8 +63,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<catalog_core::aws::StoreError> for ApiError {
-    fn from(err: catalog_core::aws::StoreError) -> Self {
+impl From<catalog_core::ports::DownstreamError> for ApiError {
+    fn from(err: catalog_core::ports::DownstreamError) -> Self {
         tracing::error!(error = %err, "downstream failed");
         ApiError::new(
             503,

@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use catalog_core::auth::{bearer, TokenVerifier};
-use catalog_core::aws::{
+use catalog_core::ports::{
     photos, CatalogReader, PhotoBucket, PhotoJob, PhotoJobQueue, PhotoRecords,
 };
 use catalog_core::Product;
@@ -146,7 +146,7 @@ pub struct ListQuery {
 struct Listing {
     limit: usize,
     category: Option<String>,
-    after: Option<catalog_core::aws::PageKey>,
+    after: Option<catalog_core::ports::PageKey>,
 }
 
 impl ListQuery {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use catalog_core::auth::TokenVerifier;
-use catalog_core::aws::{clients, photos, DynamoProducts, Guarded, S3Photos, SqsPhotoJobs};
+use catalog_core::aws::{clients, DynamoProducts, Guarded, S3Photos, SqsPhotoJobs};
 use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
 use catalog_core::config::{self, ConfigError};
+use catalog_core::ports::photos;
 
 use crate::{presign_cache_from, RestApi};
 

@@ -511,15 +511,18 @@ struct Down(std::sync::atomic::AtomicUsize);
 
 #[async_trait::async_trait]
 impl CatalogReader for Down {
-    async fn product(&self, _: &str) -> Result<Option<Product>, catalog_core::aws::StoreError> {
+    async fn product(
+        &self,
+        _: &str,
+    ) -> Result<Option<Product>, catalog_core::ports::DownstreamError> {
         Err(self.fail())
     }
     async fn page(
         &self,
         _: Option<&str>,
         _: usize,
-        _: Option<&catalog_core::aws::PageKey>,
-    ) -> Result<catalog_core::aws::Page, catalog_core::aws::StoreError> {
+        _: Option<&catalog_core::ports::PageKey>,
+    ) -> Result<catalog_core::ports::Page, catalog_core::ports::DownstreamError> {
         Err(self.fail())
     }
 }
@@ -529,7 +532,7 @@ impl PhotoRecords for Down {
     async fn next_photo_version(
         &self,
         _: &str,
-    ) -> Result<Option<u64>, catalog_core::aws::StoreError> {
+    ) -> Result<Option<u64>, catalog_core::ports::DownstreamError> {
         Err(self.fail())
     }
     async fn set_photo(
@@ -538,15 +541,15 @@ impl PhotoRecords for Down {
         _: u64,
         _: &str,
         _: &str,
-    ) -> Result<bool, catalog_core::aws::StoreError> {
+    ) -> Result<bool, catalog_core::ports::DownstreamError> {
         Err(self.fail())
     }
 }
 
 impl Down {
-    fn fail(&self) -> catalog_core::aws::StoreError {
+    fn fail(&self) -> catalog_core::ports::DownstreamError {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        catalog_core::aws::StoreError::Aws {
+        catalog_core::ports::DownstreamError::Aws {
             operation: "Query products",
             message: "ServiceUnavailable".into(),
         }

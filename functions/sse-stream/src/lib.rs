@@ -20,8 +20,8 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use catalog_core::aws::{shard_of, ChangeLog, LogEntry, LogPosition, StoreError};
 use catalog_core::frames::wants;
+use catalog_core::ports::{shard_of, ChangeLog, DownstreamError, LogEntry, LogPosition};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
@@ -161,7 +161,7 @@ pub async fn run_session(
     request: &SseRequest,
     config: SessionConfig,
     out: mpsc::Sender<Event>,
-) -> Result<SessionSummary, StoreError> {
+) -> Result<SessionSummary, DownstreamError> {
     let mut summary = SessionSummary::default();
     let left = SessionSummary {
         client_left: true,
@@ -253,7 +253,7 @@ pub async fn run_session(
 }
 
 /// How a session ended and how long it ran; the Lambda turns it into metrics.
-pub type SessionEnd = dyn Fn(&Result<SessionSummary, StoreError>, Duration) + Send + Sync;
+pub type SessionEnd = dyn Fn(&Result<SessionSummary, DownstreamError>, Duration) + Send + Sync;
 
 /// What the stream reads from its environment.
 #[derive(Clone, Debug)]
@@ -273,7 +273,7 @@ impl Settings {
         Ok(Self {
             change_log_table: config::required("CHANGE_LOG_TABLE")?,
             change_log_retention_seconds: config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
-            change_log_shards: catalog_core::aws::change_log::shards_from_env()?,
+            change_log_shards: catalog_core::ports::change_log::shards_from_env()?,
             session: SessionConfig {
                 max_duration: Duration::from_secs(config::parsed_or(
                     "SSE_SESSION_SECONDS",

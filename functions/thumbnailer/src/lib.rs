@@ -7,11 +7,11 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use catalog_core::aws::{
-    dead_letter_record, photos, retry_later, Claim, DeadLetters, JobLog, PhotoBucket,
-    PhotoChangePublisher, PhotoJob, PhotoRecords, StoreError,
-};
 use catalog_core::change::PRODUCT_PHOTO_CHANGED;
+use catalog_core::ports::{
+    dead_letter_record, photos, retry_later, Claim, DeadLetters, DownstreamError, JobLog,
+    PhotoBucket, PhotoChangePublisher, PhotoJob, PhotoRecords,
+};
 use catalog_core::ProductPhotoChanged;
 use tracing::{info, info_span, warn, Instrument};
 
@@ -36,7 +36,7 @@ enum JobError {
     #[error("another worker holds job {0}; it returns to the queue")]
     Busy(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] DownstreamError),
 }
 
 impl JobError {

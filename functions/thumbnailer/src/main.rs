@@ -39,7 +39,7 @@ async fn main() -> Result<(), Error> {
         lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
         url_ttl: Duration::from_secs(config::parsed_or(
             "PHOTO_URL_TTL_SECONDS",
-            catalog_core::aws::photos::DEFAULT_URL_TTL_SECONDS,
+            catalog_core::ports::photos::DEFAULT_URL_TTL_SECONDS,
         )?),
     };
     let metrics_target = MetricsTarget::from_env("thumbnailer")?;

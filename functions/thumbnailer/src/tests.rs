@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
-use catalog_core::aws::CatalogReader;
 use catalog_core::fakes::{
     product, MemoryBucket, MemoryDeadLetters, MemoryJobLog, MemoryProducts, RecordingPhotoPublisher,
 };
+use catalog_core::ports::CatalogReader;
 
 use super::*;
 

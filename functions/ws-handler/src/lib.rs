@@ -4,8 +4,8 @@
 
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use catalog_core::auth::{bearer, TokenVerifier};
-use catalog_core::aws::{ConnectionStore, ProductStore, PushError, Pusher, StoreError};
 use catalog_core::frames::{ClientFrame, ServerFrame};
+use catalog_core::ports::{ConnectionStore, DownstreamError, ProductStore, PushError, Pusher};
 use catalog_core::rate::RateLimiter;
 use catalog_core::telemetry::truncated;
 use tracing::{info, warn};
@@ -15,7 +15,7 @@ pub enum RouteError {
     #[error("request has no {0}")]
     BadRequest(&'static str),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] DownstreamError),
     #[error("reply to {connection_id} failed: {reason}")]
     Reply {
         connection_id: String,

@@ -7,9 +7,8 @@
 //! Usage: PRODUCTS_TABLE=… PHOTOS_BUCKET=… PHOTO_JOBS_QUEUE_URL=… catalog-seed
 
 use aws_sdk_s3::primitives::ByteStream;
-use catalog_core::aws::{
-    clients, CatalogReader, DynamoProducts, PhotoJob, PhotoJobQueue, SqsPhotoJobs,
-};
+use catalog_core::aws::{clients, DynamoProducts, SqsPhotoJobs};
+use catalog_core::ports::{CatalogReader, PhotoJob, PhotoJobQueue};
 use catalog_core::{config, Product};
 
 const CATEGORIES: [(&str, [u8; 3], [&str; 10]); 6] = [

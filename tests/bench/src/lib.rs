@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use catalog_core::aws::{PushError, Pusher};
 use catalog_core::fakes::{
     product, MemoryChangeLog, MemoryConnections, MemoryDeadLetters, MemoryProducts,
 };
+use catalog_core::ports::{PushError, Pusher};
 use catalog_core::{ProductChanged, StockAndPrice};
 use consumer::{ConnectionCache, Consumer};
 
@@ -54,7 +54,7 @@ pub async fn consumer_with<U: Pusher>(
         faults: Default::default(),
     };
     for c in 0..connections {
-        use catalog_core::aws::ConnectionStore;
+        use catalog_core::ports::ConnectionStore;
         consumer
             .connections
             .add(&format!("conn-{c:05}"), 0, i64::MAX)

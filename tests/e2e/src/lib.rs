@@ -220,8 +220,8 @@ impl Stack {
 }
 
 /// An SSE event id as the stream writes it.
-pub fn log_position(id: &str) -> catalog_core::aws::LogPosition {
-    catalog_core::aws::LogPosition::parse(id, id.split('.').count())
+pub fn log_position(id: &str) -> catalog_core::ports::LogPosition {
+    catalog_core::ports::LogPosition::parse(id, id.split('.').count())
         .unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -306,7 +306,7 @@ async fn each_photo_job_is_processed_by_exactly_one_worker() {
             .send()
             .await
             .unwrap();
-        jobs.push(catalog_core::aws::PhotoJob::new(
+        jobs.push(catalog_core::ports::PhotoJob::new(
             &product_id,
             &key,
             1000 + i as u64,
@@ -350,8 +350,8 @@ async fn each_photo_job_is_processed_by_exactly_one_worker() {
     }
 }
 
-fn photos_thumb(job: &catalog_core::aws::PhotoJob) -> String {
-    catalog_core::aws::photos::thumb_key(&job.product_id, job.photo_version)
+fn photos_thumb(job: &catalog_core::ports::PhotoJob) -> String {
+    catalog_core::ports::photos::thumb_key(&job.product_id, job.photo_version)
 }
 
 #[tokio::test]

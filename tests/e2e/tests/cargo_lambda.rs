@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use catalog_core::aws::ChangeLog;
+use catalog_core::ports::ChangeLog;
 use e2e::sse::SseConnection;
 use e2e::Stack;
 use serde_json::Value;

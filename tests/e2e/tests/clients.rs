@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use catalog_core::aws::{ChangeLog, LogPosition};
+use catalog_core::ports::{ChangeLog, LogPosition};
 use e2e::sse::SseConnection;
 use e2e::{eventually, Published, Stack};
 use tokio::io::{AsyncBufReadExt, BufReader};

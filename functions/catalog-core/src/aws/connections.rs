@@ -5,33 +5,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::item::{conditional, get_n_or, get_s, n, s, Item};
-use super::StoreError;
+use crate::ports::connections::*;
+use crate::ports::DownstreamError;
 
 /// A connected WebSocket client and the products it asked for (`None`: all).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Connection {
-    pub connection_id: String,
-    pub product_ids: Option<BTreeSet<String>>,
-}
-
-#[async_trait]
-pub trait ConnectionStore: Send + Sync {
-    async fn add(
-        &self,
-        connection_id: &str,
-        connected_at_ms: i64,
-        expires_at_s: i64,
-    ) -> Result<(), StoreError>;
-    async fn remove(&self, connection_id: &str) -> Result<(), StoreError>;
-    /// Returns false if the connection is not (or no longer) recorded.
-    async fn set_filter(
-        &self,
-        connection_id: &str,
-        product_ids: Option<&BTreeSet<String>>,
-    ) -> Result<bool, StoreError>;
-    async fn all(&self) -> Result<Vec<Connection>, StoreError>;
-}
-
 /// The connections table, keyed by `connectionId`, with `expiresAt` (epoch seconds) as its TTL attribute.
 #[derive(Clone)]
 pub struct DynamoConnections {
@@ -55,7 +32,7 @@ impl ConnectionStore for DynamoConnections {
         connection_id: &str,
         connected_at_ms: i64,
         expires_at_s: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DownstreamError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -64,18 +41,18 @@ impl ConnectionStore for DynamoConnections {
             .item("expiresAt", n(expires_at_s))
             .send()
             .await
-            .map_err(|e| StoreError::aws("PutItem connection", e))?;
+            .map_err(|e| DownstreamError::aws("PutItem connection", e))?;
         Ok(())
     }
 
-    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+    async fn remove(&self, connection_id: &str) -> Result<(), DownstreamError> {
         self.client
             .delete_item()
             .table_name(&self.table)
             .key("connectionId", s(connection_id))
             .send()
             .await
-            .map_err(|e| StoreError::aws("DeleteItem connection", e))?;
+            .map_err(|e| DownstreamError::aws("DeleteItem connection", e))?;
         Ok(())
     }
 
@@ -83,7 +60,7 @@ impl ConnectionStore for DynamoConnections {
         &self,
         connection_id: &str,
         product_ids: Option<&BTreeSet<String>>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DownstreamError> {
         let request = self
             .client
             .update_item()
@@ -102,7 +79,7 @@ impl ConnectionStore for DynamoConnections {
         Ok(conditional(request.send().await, "UpdateItem connection")?.is_some())
     }
 
-    async fn all(&self) -> Result<Vec<Connection>, StoreError> {
+    async fn all(&self) -> Result<Vec<Connection>, DownstreamError> {
         let now_s = chrono::Utc::now().timestamp();
         let items: Vec<Item> = self
             .client
@@ -113,7 +90,7 @@ impl ConnectionStore for DynamoConnections {
             .send()
             .try_collect()
             .await
-            .map_err(|e| StoreError::aws("Scan connections", e))?;
+            .map_err(|e| DownstreamError::aws("Scan connections", e))?;
         let mut connections = Vec::with_capacity(items.len());
         for item in &items {
             // TTL deletion lags expiry by up to days in AWS; an expired record is already dead.
@@ -126,12 +103,12 @@ impl ConnectionStore for DynamoConnections {
     }
 }
 
-fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
+fn connection_from_item(item: &Item) -> Result<Connection, DownstreamError> {
     let product_ids = match item.get("productIds") {
         Some(AttributeValue::Ss(ids)) => Some(ids.iter().cloned().collect()),
         None => None,
         Some(other) => {
-            return Err(StoreError::CorruptItem(format!(
+            return Err(DownstreamError::CorruptItem(format!(
                 "productIds is not a string set: {other:?}"
             )))
         }

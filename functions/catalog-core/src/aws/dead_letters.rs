@@ -1,26 +1,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsMessage};
 use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 
-use super::StoreError;
-
-/// A message that can never be processed, as it came off the queue.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub message_id: String,
-    pub body: String,
-    /// The FIFO group it was in; kept so a redrive puts it back where it was.
-    pub group_id: Option<String>,
-    pub reason: String,
-}
-
-#[async_trait]
-pub trait DeadLetters: Send + Sync {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError>;
-}
+use crate::ports::dead_letters::*;
+use crate::ports::DownstreamError;
 
 /// Sends poison messages straight to the dead-letter queue with the reason attached
 /// (`failureReason`), instead of letting them be redelivered until maxReceiveCount:
@@ -50,7 +35,7 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 
 #[async_trait]
 impl DeadLetters for SqsDeadLetters {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError> {
         // SQS caps an attribute value with the message at 256 KB; a reason is a line.
         let reason: String = letter.reason.chars().take(1000).collect();
         let mut send = self
@@ -73,43 +58,7 @@ impl DeadLetters for SqsDeadLetters {
         ])))
         .send()
         .await
-        .map_err(|e| StoreError::aws("SQS SendMessage (dead-letter queue)", e))?;
+        .map_err(|e| DownstreamError::aws("SQS SendMessage (dead-letter queue)", e))?;
         Ok(())
     }
-}
-
-/// Moves a record that can never be processed to the dead-letter queue and logs why;
-/// false if that failed, and the record must return to its queue instead.
-pub async fn dead_letter_record<D: DeadLetters + ?Sized>(
-    dead_letters: &D,
-    record: &SqsMessage,
-    reason: &str,
-) -> bool {
-    let letter = DeadLetter {
-        message_id: record.message_id.clone().unwrap_or_default(),
-        body: record.body.clone().unwrap_or_default(),
-        group_id: record.attributes.get("MessageGroupId").cloned(),
-        reason: reason.to_owned(),
-    };
-    match dead_letters.send(&letter).await {
-        Ok(()) => {
-            tracing::warn!(
-                reason,
-                body = crate::telemetry::truncated(&letter.body, 300),
-                "moved to the dead-letter queue"
-            );
-            true
-        }
-        Err(e) => {
-            tracing::warn!(reason, error = %e, "could not be dead-lettered; it returns to the queue");
-            false
-        }
-    }
-}
-
-/// The `batchItemFailures` entry that returns one message to its queue.
-pub fn retry_later(message_id: String) -> BatchItemFailure {
-    let mut failure = BatchItemFailure::default();
-    failure.item_identifier = message_id;
-    failure
 }

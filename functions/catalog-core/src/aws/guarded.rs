@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{
-    CatalogReader, Connection, ConnectionStore, Page, PageKey, PhotoRecords, ProductStore,
-    PushError, Pusher, StoreError,
-};
 use crate::breaker::CircuitBreaker;
+use crate::ports::{
+    CatalogReader, Connection, ConnectionStore, DownstreamError, Page, PageKey, PhotoRecords,
+    ProductStore, PushError, Pusher,
+};
 use crate::{ApplyOutcome, Product, ProductChanged};
 
 pub struct Guarded<T> {
@@ -25,10 +25,10 @@ impl<T> Guarded<T> {
 
     async fn store_call<R>(
         &self,
-        call: impl std::future::Future<Output = Result<R, StoreError>>,
-    ) -> Result<R, StoreError> {
+        call: impl std::future::Future<Output = Result<R, DownstreamError>>,
+    ) -> Result<R, DownstreamError> {
         self.breaker
-            .call(call, StoreError::is_downstream_failure)
+            .call(call, DownstreamError::is_downstream_failure)
             .await?
     }
 }
@@ -38,18 +38,18 @@ impl<T: ProductStore> ProductStore for Guarded<T> {
     async fn apply_change(
         &self,
         change: &ProductChanged,
-    ) -> Result<ApplyOutcome<Product>, StoreError> {
+    ) -> Result<ApplyOutcome<Product>, DownstreamError> {
         self.store_call(self.inner.apply_change(change)).await
     }
 
-    async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
+    async fn all_products(&self) -> Result<Vec<Product>, DownstreamError> {
         self.store_call(self.inner.all_products()).await
     }
 }
 
 #[async_trait]
 impl<T: CatalogReader> CatalogReader for Guarded<T> {
-    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, DownstreamError> {
         self.store_call(self.inner.product(product_id)).await
     }
 
@@ -58,7 +58,7 @@ impl<T: CatalogReader> CatalogReader for Guarded<T> {
         category: Option<&str>,
         limit: usize,
         after: Option<&PageKey>,
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, DownstreamError> {
         self.store_call(self.inner.page(category, limit, after))
             .await
     }
@@ -66,7 +66,7 @@ impl<T: CatalogReader> CatalogReader for Guarded<T> {
 
 #[async_trait]
 impl<T: PhotoRecords> PhotoRecords for Guarded<T> {
-    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, DownstreamError> {
         self.store_call(self.inner.next_photo_version(product_id))
             .await
     }
@@ -77,7 +77,7 @@ impl<T: PhotoRecords> PhotoRecords for Guarded<T> {
         version: u64,
         photo_key: &str,
         thumb_key: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DownstreamError> {
         self.store_call(
             self.inner
                 .set_photo(product_id, version, photo_key, thumb_key),
@@ -93,12 +93,12 @@ impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
         connection_id: &str,
         connected_at_ms: i64,
         expires_at_s: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), DownstreamError> {
         self.store_call(self.inner.add(connection_id, connected_at_ms, expires_at_s))
             .await
     }
 
-    async fn remove(&self, connection_id: &str) -> Result<(), StoreError> {
+    async fn remove(&self, connection_id: &str) -> Result<(), DownstreamError> {
         self.store_call(self.inner.remove(connection_id)).await
     }
 
@@ -106,12 +106,12 @@ impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
         &self,
         connection_id: &str,
         product_ids: Option<&BTreeSet<String>>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DownstreamError> {
         self.store_call(self.inner.set_filter(connection_id, product_ids))
             .await
     }
 
-    async fn all(&self) -> Result<Vec<Connection>, StoreError> {
+    async fn all(&self) -> Result<Vec<Connection>, DownstreamError> {
         self.store_call(self.inner.all()).await
     }
 }
@@ -150,7 +150,7 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(
                 store.apply_change(&change).await,
-                Err(StoreError::UnknownProduct(_))
+                Err(DownstreamError::UnknownProduct(_))
             ));
         }
         assert_eq!(store.breaker.state(), BreakerState::Closed);
@@ -160,12 +160,12 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(
                 store.apply_change(&change).await,
-                Err(StoreError::Aws { .. })
+                Err(DownstreamError::Aws { .. })
             ));
         }
         assert!(matches!(
             store.apply_change(&change).await,
-            Err(StoreError::CircuitOpen(_))
+            Err(DownstreamError::CircuitOpen(_))
         ));
     }
 

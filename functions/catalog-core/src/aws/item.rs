@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::StoreError;
+use crate::ports::DownstreamError;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -16,10 +16,10 @@ pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub fn get_s(item: &Item, name: &str) -> Result<String, StoreError> {
+pub fn get_s(item: &Item, name: &str) -> Result<String, DownstreamError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
-        other => Err(StoreError::CorruptItem(format!(
+        other => Err(DownstreamError::CorruptItem(format!(
             "{name} is not a string: {other:?}"
         ))),
     }
@@ -32,12 +32,12 @@ pub fn get_opt_s(item: &Item, name: &str) -> Option<String> {
     }
 }
 
-pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, DownstreamError> {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v
             .parse()
-            .map_err(|_| StoreError::CorruptItem(format!("{name}={v} is not a valid number"))),
-        other => Err(StoreError::CorruptItem(format!(
+            .map_err(|_| DownstreamError::CorruptItem(format!("{name}={v} is not a valid number"))),
+        other => Err(DownstreamError::CorruptItem(format!(
             "{name} is not a number: {other:?}"
         ))),
     }
@@ -48,7 +48,7 @@ pub fn get_n_or<T: std::str::FromStr>(
     item: &Item,
     name: &str,
     default: T,
-) -> Result<T, StoreError> {
+) -> Result<T, DownstreamError> {
     if item.contains_key(name) {
         get_n(item, name)
     } else {
@@ -61,7 +61,7 @@ pub fn get_n_or<T: std::str::FromStr>(
 pub fn conditional<T, E, R>(
     result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
     operation: &'static str,
-) -> Result<Option<T>, StoreError>
+) -> Result<Option<T>, DownstreamError>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -74,6 +74,6 @@ where
         {
             Ok(None)
         }
-        Err(e) => Err(StoreError::aws(operation, e)),
+        Err(e) => Err(DownstreamError::aws(operation, e)),
     }
 }

@@ -2,28 +2,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 
 use super::item::{conditional, get_opt_s, n, s};
-use super::StoreError;
-
-/// What a worker may do with a job it received.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Claim {
-    /// It holds the job's lease now: process it.
-    Acquired,
-    /// The job was finished before (a redelivery, or a duplicate enqueue of the same job).
-    AlreadyDone,
-    /// Another worker holds a live lease: leave the message for later.
-    Busy,
-}
-
-/// The photo-jobs log: who processes each job, and whether it is done. It is what makes
-/// the point-to-point queue "one worker per job" although SQS delivers at least once.
-#[async_trait]
-pub trait JobLog: Send + Sync {
-    async fn claim(&self, job_id: &str, worker: &str, lease_secs: i64)
-        -> Result<Claim, StoreError>;
-    /// Marks the job finished; `runs` counts completions, so a second one would show.
-    async fn complete(&self, job_id: &str, worker: &str, outcome: &str) -> Result<(), StoreError>;
-}
+use crate::ports::jobs::*;
+use crate::ports::DownstreamError;
 
 #[derive(Clone)]
 pub struct DynamoJobLog {
@@ -50,7 +30,7 @@ impl JobLog for DynamoJobLog {
         job_id: &str,
         worker: &str,
         lease_secs: i64,
-    ) -> Result<Claim, StoreError> {
+    ) -> Result<Claim, DownstreamError> {
         let now = chrono::Utc::now().timestamp();
         let result = self
             .client
@@ -85,7 +65,7 @@ impl JobLog for DynamoJobLog {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::aws("GetItem job", e))?
+            .map_err(|e| DownstreamError::aws("GetItem job", e))?
             .item
             .unwrap_or_default();
         Ok(match get_opt_s(&item, "status").as_deref() {
@@ -94,7 +74,12 @@ impl JobLog for DynamoJobLog {
         })
     }
 
-    async fn complete(&self, job_id: &str, worker: &str, outcome: &str) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        job_id: &str,
+        worker: &str,
+        outcome: &str,
+    ) -> Result<(), DownstreamError> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -111,7 +96,7 @@ impl JobLog for DynamoJobLog {
             .expression_attribute_values(":one", n(1))
             .send()
             .await
-            .map_err(|e| StoreError::aws("UpdateItem job complete", e))?;
+            .map_err(|e| DownstreamError::aws("UpdateItem job complete", e))?;
         Ok(())
     }
 }

@@ -3,92 +3,17 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
 use super::item::{conditional, get_n, get_n_or, get_opt_s, get_s, n, s, Item};
-use super::StoreError;
 use crate::generate::ProductState;
+use crate::ports::products::*;
+use crate::ports::DownstreamError;
 use crate::version::{classify, Classification};
 use crate::{ApplyOutcome, Product, ProductChanged, StockAndPrice};
-
-#[async_trait]
-pub trait ProductStore: Send + Sync {
-    /// Writes the change only if it is newer than the stored version.
-    async fn apply_change(
-        &self,
-        change: &ProductChanged,
-    ) -> Result<ApplyOutcome<Product>, StoreError>;
-    async fn all_products(&self) -> Result<Vec<Product>, StoreError>;
-}
-
-/// What the generator reads and records.
-#[async_trait]
-pub trait GeneratorStore: Send + Sync {
-    async fn generator_states(&self) -> Result<Vec<ProductState>, StoreError>;
-    /// Records that `version` was published; false if a newer one already was.
-    async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError>;
-}
 
 /// The value of `listing` on every product: the partition key of the catalogue index,
 /// so listing the whole catalogue is a Query in product-id order, not a Scan.
 pub const LISTING: &str = "product";
 pub const CATALOG_INDEX: &str = "CatalogIndex";
 pub const CATEGORY_INDEX: &str = "CategoryIndex";
-
-/// One page of the catalogue, in product-id order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub products: Vec<Product>,
-    /// Where the next page starts, if there may be one.
-    pub next: Option<PageKey>,
-}
-
-impl Page {
-    /// A page of `products`; `more` says whether the listing may go on after it.
-    pub fn new(products: Vec<Product>, more: bool, category: Option<&str>) -> Self {
-        let next = match (more, products.last()) {
-            (true, Some(last)) => Some(PageKey {
-                product_id: last.product_id.clone(),
-                category: category.map(str::to_owned),
-            }),
-            _ => None,
-        };
-        Page { products, next }
-    }
-}
-
-/// The last product of a page (the REST API turns it into an opaque cursor).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PageKey {
-    pub product_id: String,
-    /// Set when paging through one category.
-    pub category: Option<String>,
-}
-
-/// What the REST API reads.
-#[async_trait]
-pub trait CatalogReader: Send + Sync {
-    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError>;
-    async fn page(
-        &self,
-        category: Option<&str>,
-        limit: usize,
-        after: Option<&PageKey>,
-    ) -> Result<Page, StoreError>;
-}
-
-/// The photo fields of a product record.
-#[async_trait]
-pub trait PhotoRecords: Send + Sync {
-    /// Reserves the product's next photo version; `None` if the product does not exist.
-    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError>;
-    /// Points the product at a photo and its thumbnail, unless it already shows that
-    /// version with a thumbnail or a newer one; returns whether it did.
-    async fn set_photo(
-        &self,
-        product_id: &str,
-        version: u64,
-        photo_key: &str,
-        thumb_key: &str,
-    ) -> Result<bool, StoreError>;
-}
 
 /// The products table: one item per product, keyed by `productId`.
 ///
@@ -113,7 +38,7 @@ impl DynamoProducts {
         &self.table
     }
 
-    async fn scan_items(&self) -> Result<Vec<Item>, StoreError> {
+    async fn scan_items(&self) -> Result<Vec<Item>, DownstreamError> {
         self.client
             .scan()
             .table_name(&self.table)
@@ -123,10 +48,10 @@ impl DynamoProducts {
             .send()
             .try_collect()
             .await
-            .map_err(|e| StoreError::aws("Scan products", e))
+            .map_err(|e| DownstreamError::aws("Scan products", e))
     }
 
-    async fn get_item(&self, product_id: &str) -> Result<Option<Item>, StoreError> {
+    async fn get_item(&self, product_id: &str) -> Result<Option<Item>, DownstreamError> {
         let out = self
             .client
             .get_item()
@@ -135,12 +60,12 @@ impl DynamoProducts {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError::aws("GetItem product", e))?;
+            .map_err(|e| DownstreamError::aws("GetItem product", e))?;
         Ok(out.item)
     }
 
     /// Writes a seed product unless it already exists; returns whether it was written.
-    pub async fn insert_if_absent(&self, product: &Product) -> Result<bool, StoreError> {
+    pub async fn insert_if_absent(&self, product: &Product) -> Result<bool, DownstreamError> {
         let result = self
             .client
             .put_item()
@@ -155,7 +80,7 @@ impl DynamoProducts {
 
 #[async_trait]
 impl GeneratorStore for DynamoProducts {
-    async fn generator_states(&self) -> Result<Vec<ProductState>, StoreError> {
+    async fn generator_states(&self) -> Result<Vec<ProductState>, DownstreamError> {
         self.scan_items()
             .await?
             .iter()
@@ -163,7 +88,11 @@ impl GeneratorStore for DynamoProducts {
             .collect()
     }
 
-    async fn record_published(&self, product_id: &str, version: u64) -> Result<bool, StoreError> {
+    async fn record_published(
+        &self,
+        product_id: &str,
+        version: u64,
+    ) -> Result<bool, DownstreamError> {
         let result = self
             .client
             .update_item()
@@ -180,7 +109,7 @@ impl GeneratorStore for DynamoProducts {
 
 #[async_trait]
 impl CatalogReader for DynamoProducts {
-    async fn product(&self, product_id: &str) -> Result<Option<Product>, StoreError> {
+    async fn product(&self, product_id: &str) -> Result<Option<Product>, DownstreamError> {
         self.get_item(product_id)
             .await?
             .as_ref()
@@ -193,7 +122,7 @@ impl CatalogReader for DynamoProducts {
         category: Option<&str>,
         limit: usize,
         after: Option<&PageKey>,
-    ) -> Result<Page, StoreError> {
+    ) -> Result<Page, DownstreamError> {
         let query = self.client.query().table_name(&self.table);
         let (query, partition) = match category {
             Some(category) => (
@@ -221,7 +150,7 @@ impl CatalogReader for DynamoProducts {
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|e| StoreError::aws("Query products", e))?;
+            .map_err(|e| DownstreamError::aws("Query products", e))?;
         let products = out
             .items()
             .iter()
@@ -237,7 +166,7 @@ impl CatalogReader for DynamoProducts {
 
 #[async_trait]
 impl PhotoRecords for DynamoProducts {
-    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, StoreError> {
+    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, DownstreamError> {
         let result = self
             .client
             .update_item()
@@ -264,7 +193,7 @@ impl PhotoRecords for DynamoProducts {
         version: u64,
         photo_key: &str,
         thumb_key: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, DownstreamError> {
         let result = self
             .client
             .update_item()
@@ -289,7 +218,7 @@ impl ProductStore for DynamoProducts {
     async fn apply_change(
         &self,
         change: &ProductChanged,
-    ) -> Result<ApplyOutcome<Product>, StoreError> {
+    ) -> Result<ApplyOutcome<Product>, DownstreamError> {
         let result = self
             .client
             .update_item()
@@ -310,7 +239,7 @@ impl ProductStore for DynamoProducts {
         match conditional(result, "UpdateItem product")? {
             Some(out) => {
                 let item = out.attributes.ok_or_else(|| {
-                    StoreError::CorruptItem("UpdateItem returned no attributes".into())
+                    DownstreamError::CorruptItem("UpdateItem returned no attributes".into())
                 })?;
                 Ok(ApplyOutcome::Applied(product_from_item(&item)?))
             }
@@ -319,7 +248,7 @@ impl ProductStore for DynamoProducts {
                 let item = self
                     .get_item(&change.product_id)
                     .await?
-                    .ok_or_else(|| StoreError::UnknownProduct(change.product_id.clone()))?;
+                    .ok_or_else(|| DownstreamError::UnknownProduct(change.product_id.clone()))?;
                 let stored = product_from_item(&item)?;
                 let stored_change = get_opt_s(&item, "lastChangeId");
                 Ok(
@@ -341,7 +270,7 @@ impl ProductStore for DynamoProducts {
         }
     }
 
-    async fn all_products(&self) -> Result<Vec<Product>, StoreError> {
+    async fn all_products(&self) -> Result<Vec<Product>, DownstreamError> {
         self.scan_items()
             .await?
             .iter()
@@ -350,7 +279,7 @@ impl ProductStore for DynamoProducts {
     }
 }
 
-pub fn product_from_item(item: &Item) -> Result<Product, StoreError> {
+pub fn product_from_item(item: &Item) -> Result<Product, DownstreamError> {
     Ok(Product {
         product_id: get_s(item, "productId")?,
         name: get_s(item, "name")?,
@@ -366,7 +295,7 @@ pub fn product_from_item(item: &Item) -> Result<Product, StoreError> {
     })
 }
 
-fn product_state_from_item(item: &Item) -> Result<ProductState, StoreError> {
+fn product_state_from_item(item: &Item) -> Result<ProductState, DownstreamError> {
     let product = product_from_item(item)?;
     Ok(ProductState {
         values: StockAndPrice {
@@ -443,7 +372,7 @@ mod tests {
         item.insert("stock".into(), s("lots"));
         assert!(matches!(
             product_from_item(&item),
-            Err(StoreError::CorruptItem(_))
+            Err(DownstreamError::CorruptItem(_))
         ));
     }
 }

@@ -2,20 +2,9 @@ use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_sdk_sns::Client;
 
-use super::StoreError;
+use crate::ports::publisher::*;
+use crate::ports::DownstreamError;
 use crate::{ProductChanged, ProductPhotoChanged};
-
-#[async_trait]
-pub trait ChangePublisher: Send + Sync {
-    /// Publishes one change; Ok means SNS accepted it.
-    async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError>;
-}
-
-/// Publishes a photo change (the thumbnailer).
-#[async_trait]
-pub trait PhotoChangePublisher: Send + Sync {
-    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError>;
-}
 
 /// Publishes changes to the product-changes topic. Message attributes carry the
 /// event type and product id so subscriptions can filter without parsing bodies.
@@ -39,7 +28,7 @@ impl SnsPublisher {
         product_id: &str,
         change_id: &str,
         body: String,
-    ) -> Result<String, StoreError> {
+    ) -> Result<String, DownstreamError> {
         let out = self
             .client
             .publish()
@@ -52,7 +41,7 @@ impl SnsPublisher {
             .message_attributes("productId", string_attribute(product_id))
             .send()
             .await
-            .map_err(|e| StoreError::aws("SNS Publish", e))?;
+            .map_err(|e| DownstreamError::aws("SNS Publish", e))?;
         Ok(out.message_id.unwrap_or_default())
     }
 }
@@ -67,7 +56,7 @@ fn string_attribute(value: &str) -> MessageAttributeValue {
 
 #[async_trait]
 impl ChangePublisher for SnsPublisher {
-    async fn publish(&self, change: &ProductChanged) -> Result<String, StoreError> {
+    async fn publish(&self, change: &ProductChanged) -> Result<String, DownstreamError> {
         self.publish_event(
             &change.event_type,
             &change.product_id,
@@ -80,7 +69,7 @@ impl ChangePublisher for SnsPublisher {
 
 #[async_trait]
 impl PhotoChangePublisher for SnsPublisher {
-    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, StoreError> {
+    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, DownstreamError> {
         self.publish_event(
             &change.event_type,
             &change.product_id,

@@ -1,23 +1,8 @@
+use crate::ports::push::*;
 use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum PushError {
-    /// 410: the client is gone. Its record should be deleted; retrying is pointless.
-    #[error("connection is gone")]
-    Gone,
-    #[error("push failed: {0}")]
-    Failed(String),
-    #[error(transparent)]
-    CircuitOpen(#[from] crate::breaker::Rejected),
-}
-
-#[async_trait]
-pub trait Pusher: Send + Sync {
-    async fn push(&self, connection_id: &str, payload: &str) -> Result<(), PushError>;
-}
 
 /// Sends frames to clients through the API Gateway management API (PostToConnection).
 #[derive(Clone)]
@@ -51,7 +36,7 @@ impl Pusher for ManagementApiPusher {
             {
                 Err(PushError::Gone)
             }
-            Err(e) => Err(PushError::Failed(super::full_message(&e))),
+            Err(e) => Err(PushError::Failed(crate::ports::full_message(&e))),
         }
     }
 }

@@ -314,7 +314,7 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
         let ids = control(port, "POST", &format!("/clients?n={n}")).await;
         let ids: Vec<String> = serde_json::from_value(ids).expect("client ids");
         for id in &ids {
-            use catalog_core::aws::ConnectionStore;
+            use catalog_core::ports::ConnectionStore;
             consumer
                 .connections
                 .add(id, 0, i64::MAX)

@@ -88,7 +88,7 @@ async fn main() {
     let calls = 2000;
     let started = Instant::now();
     for i in 0..calls {
-        use catalog_core::aws::PhotoBucket;
+        use catalog_core::ports::PhotoBucket;
         let key = format!("photos/original/p-{:03}.png", i % 60);
         let url = bucket.presign_get(&key, cache.ttl).await.unwrap();
         cache.store(&key, url, Instant::now());

@@ -1,0 +1,99 @@
+//! Poison messages: what cannot ever be processed goes to a dead-letter queue with its reason, and the batch entry that returns a message to its queue.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsMessage};
+
+use super::DownstreamError;
+
+/// A message that can never be processed, as it came off the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub message_id: String,
+    pub body: String,
+    /// The FIFO group it was in; kept so a redrive puts it back where it was.
+    pub group_id: Option<String>,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError>;
+}
+
+/// Moves a record that can never be processed to the dead-letter queue and logs why;
+/// false if that failed, and the record must return to its queue instead.
+pub async fn dead_letter_record<D: DeadLetters + ?Sized>(
+    dead_letters: &D,
+    record: &SqsMessage,
+    reason: &str,
+) -> bool {
+    let letter = DeadLetter {
+        message_id: record.message_id.clone().unwrap_or_default(),
+        body: record.body.clone().unwrap_or_default(),
+        group_id: record.attributes.get("MessageGroupId").cloned(),
+        reason: reason.to_owned(),
+    };
+    match dead_letters.send(&letter).await {
+        Ok(()) => {
+            tracing::warn!(
+                reason,
+                body = crate::telemetry::truncated(&letter.body, 300),
+                "moved to the dead-letter queue"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(reason, error = %e, "could not be dead-lettered; it returns to the queue");
+            false
+        }
+    }
+}
+
+/// The `batchItemFailures` entry that returns one message to its queue.
+pub fn retry_later(message_id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = message_id;
+    failure
+}
+
+#[async_trait]
+impl<T: DeadLetters + ?Sized> DeadLetters for Arc<T> {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError> {
+        (**self).send(letter).await
+    }
+}
+
+/// The in-memory stand-in the functions' unit tests use.
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake {
+
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::ports::DownstreamError;
+
+    /// Keeps dead letters in memory; `failing` makes sending them fail.
+    #[derive(Default)]
+    pub struct MemoryDeadLetters {
+        pub letters: Mutex<Vec<DeadLetter>>,
+        pub failing: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl DeadLetters for MemoryDeadLetters {
+        async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError> {
+            if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(DownstreamError::Aws {
+                    operation: "SQS SendMessage",
+                    message: "injected outage".into(),
+                });
+            }
+            self.letters.lock().unwrap().push(letter.clone());
+            Ok(())
+        }
+    }
+}
