@@ -5,9 +5,10 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::ports::{
-    dead_letter_record, retry_later, ChangeLog, Connection, ConnectionStore, DeadLetters,
-    DownstreamError, ProductStore, PushError, Pusher,
+    ChangeLog, Connection, ConnectionStore, DeadLetters, DownstreamError, ProductStore, PushError,
+    Pusher,
 };
+use catalog_core::sqs_batch::{self, Order, RecordFailure, RecordHandler};
 use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
 use futures::stream::{self, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn};
 
 pub mod faults;
 
@@ -199,7 +200,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             counts.merge(group_counts);
             response
                 .batch_item_failures
-                .extend(failed_ids.into_iter().map(retry_later));
+                .extend(failed_ids.into_iter().map(sqs_batch::retry_later));
         }
         (response, counts)
     }
@@ -211,43 +212,21 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         batch: &Batch,
     ) -> (Vec<String>, BatchCounts) {
         let mut counts = BatchCounts::default();
-        let mut retry = Vec::new();
-        for record in group {
-            let message_id = record.message_id.clone().unwrap_or_default();
-            if !retry.is_empty() {
-                // An earlier change of this product returns to the queue; so do its successors.
-                retry.push(message_id);
-                continue;
-            }
-            let span =
-                info_span!("message", message_id = %message_id, change_id = tracing::field::Empty);
-            let result = self
-                .handle_record(record, batch, &mut counts)
-                .instrument(span.clone())
-                .await;
-            match result {
-                Ok(()) => {}
-                Err(RecordError::Malformed(reason)) => {
-                    counts.malformed += 1;
-                    if !dead_letter_record(&self.dead_letters, record, &reason.to_string())
-                        .instrument(span)
-                        .await
-                    {
-                        retry.push(message_id);
-                    }
-                }
-                Err(other) => {
-                    counts.failed += 1;
-                    span.in_scope(
-                        || warn!(error = %other, "message failed; it returns to the queue"),
-                    );
-                    retry.push(message_id);
-                }
-            }
-            let completed = batch.completed.fetch_add(1, Ordering::SeqCst) + 1;
-            self.faults.after_record(completed, batch.len);
-        }
-        (retry, counts)
+        let records = GroupRecords {
+            consumer: self,
+            batch,
+        };
+        let settled = sqs_batch::process(
+            &records,
+            &self.dead_letters,
+            group,
+            Order::Kept,
+            &mut counts,
+        )
+        .await;
+        counts.malformed += settled.poison;
+        counts.failed += settled.failed;
+        (settled.retry, counts)
     }
 
     async fn handle_record(
@@ -374,6 +353,44 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
 }
 
 /// What the records of one batch share while its groups run.
+/// A message group's records as the shared SQS batch loop sees them.
+struct GroupRecords<'a, P, C, U, D, L> {
+    consumer: &'a Consumer<P, C, U, D, L>,
+    batch: &'a Batch,
+}
+
+impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLog> RecordHandler
+    for GroupRecords<'_, P, C, U, D, L>
+{
+    type Counts = BatchCounts;
+    type Failure = RecordError;
+
+    fn span(&self, message_id: &str) -> tracing::Span {
+        info_span!("message", message_id = %message_id, change_id = tracing::field::Empty)
+    }
+
+    async fn handle(
+        &self,
+        record: &SqsMessage,
+        counts: &mut BatchCounts,
+    ) -> Result<(), RecordError> {
+        self.consumer
+            .handle_record(record, self.batch, counts)
+            .await
+    }
+
+    fn after_record(&self) {
+        let completed = self.batch.completed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.consumer.faults.after_record(completed, self.batch.len);
+    }
+}
+
+impl RecordFailure for RecordError {
+    fn is_poison(&self) -> bool {
+        matches!(self, RecordError::Malformed(_))
+    }
+}
+
 struct Batch {
     started: Instant,
     /// Connections that answered 410 during this batch: not pushed to again.

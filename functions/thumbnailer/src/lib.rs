@@ -9,11 +9,12 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::change::PRODUCT_PHOTO_CHANGED;
 use catalog_core::ports::{
-    dead_letter_record, photos, retry_later, Claim, DeadLetters, DownstreamError, JobLog,
-    PhotoBucket, PhotoChangePublisher, PhotoJob, PhotoRecords,
+    photos, Claim, DeadLetters, DownstreamError, JobLog, PhotoBucket, PhotoChangePublisher,
+    PhotoJob, PhotoRecords,
 };
+use catalog_core::sqs_batch::{self, Order, RecordFailure, RecordHandler};
 use catalog_core::ProductPhotoChanged;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span};
 
 /// The longest side of a thumbnail, in pixels.
 pub const THUMB_SIDE: u32 = 64;
@@ -39,12 +40,33 @@ enum JobError {
     Store(#[from] DownstreamError),
 }
 
-impl JobError {
+impl RecordFailure for JobError {
     fn is_poison(&self) -> bool {
         matches!(
             self,
             JobError::Unreadable(_) | JobError::CorruptImage { .. }
         )
+    }
+}
+
+/// One batch's jobs as the shared SQS batch loop sees them.
+struct Jobs<'a> {
+    thumbnailer: &'a Thumbnailer,
+    worker: &'a str,
+}
+
+impl RecordHandler for Jobs<'_> {
+    type Counts = JobCounts;
+    type Failure = JobError;
+
+    fn span(&self, message_id: &str) -> tracing::Span {
+        info_span!("job", message_id = %message_id, job_id = tracing::field::Empty)
+    }
+
+    async fn handle(&self, record: &SqsMessage, counts: &mut JobCounts) -> Result<(), JobError> {
+        self.thumbnailer
+            .handle_record(record, self.worker, counts)
+            .await
     }
 }
 
@@ -80,31 +102,22 @@ impl Thumbnailer {
             received: event.records.len(),
             ..JobCounts::default()
         };
+        let jobs = Jobs {
+            thumbnailer: self,
+            worker,
+        };
+        let settled = sqs_batch::process(
+            &jobs,
+            self.dead_letters.as_ref(),
+            &event.records,
+            Order::Independent,
+            &mut counts,
+        )
+        .await;
+        counts.dead_lettered += settled.dead_lettered;
+        counts.failed += settled.retry.len();
         let mut response = SqsBatchResponse::default();
-        for record in &event.records {
-            let message_id = record.message_id.clone().unwrap_or_default();
-            let span = info_span!("job", message_id = %message_id, job_id = tracing::field::Empty);
-            let result = self
-                .handle_record(record, worker, &mut counts)
-                .instrument(span.clone())
-                .await;
-            let Err(err) = result else { continue };
-            let settled = if err.is_poison() {
-                let moved =
-                    dead_letter_record(self.dead_letters.as_ref(), record, &err.to_string())
-                        .instrument(span)
-                        .await;
-                counts.dead_lettered += usize::from(moved);
-                moved
-            } else {
-                span.in_scope(|| warn!(error = %err, "job failed; it returns to the queue"));
-                false
-            };
-            if !settled {
-                counts.failed += 1;
-                response.batch_item_failures.push(retry_later(message_id));
-            }
-        }
+        response.batch_item_failures = settled.batch_item_failures();
         (response, counts)
     }
 

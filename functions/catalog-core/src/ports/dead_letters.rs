@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsMessage};
 
 use super::DownstreamError;
 
@@ -20,42 +19,6 @@ pub struct DeadLetter {
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
     async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError>;
-}
-
-/// Moves a record that can never be processed to the dead-letter queue and logs why;
-/// false if that failed, and the record must return to its queue instead.
-pub async fn dead_letter_record<D: DeadLetters + ?Sized>(
-    dead_letters: &D,
-    record: &SqsMessage,
-    reason: &str,
-) -> bool {
-    let letter = DeadLetter {
-        message_id: record.message_id.clone().unwrap_or_default(),
-        body: record.body.clone().unwrap_or_default(),
-        group_id: record.attributes.get("MessageGroupId").cloned(),
-        reason: reason.to_owned(),
-    };
-    match dead_letters.send(&letter).await {
-        Ok(()) => {
-            tracing::warn!(
-                reason,
-                body = crate::telemetry::truncated(&letter.body, 300),
-                "moved to the dead-letter queue"
-            );
-            true
-        }
-        Err(e) => {
-            tracing::warn!(reason, error = %e, "could not be dead-lettered; it returns to the queue");
-            false
-        }
-    }
-}
-
-/// The `batchItemFailures` entry that returns one message to its queue.
-pub fn retry_later(message_id: String) -> BatchItemFailure {
-    let mut failure = BatchItemFailure::default();
-    failure.item_identifier = message_id;
-    failure
 }
 
 #[async_trait]

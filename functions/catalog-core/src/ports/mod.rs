@@ -13,7 +13,7 @@ pub mod push;
 
 pub use change_log::{shard_of, ChangeLog, LogEntry, LogPosition};
 pub use connections::{Connection, ConnectionStore};
-pub use dead_letters::{dead_letter_record, retry_later, DeadLetter, DeadLetters};
+pub use dead_letters::{DeadLetter, DeadLetters};
 pub use jobs::{Claim, JobLog};
 pub use photos::{PhotoBucket, PhotoJob, PhotoJobQueue};
 pub use products::{CatalogReader, GeneratorStore, Page, PageKey, PhotoRecords, ProductStore};
