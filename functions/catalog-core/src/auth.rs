@@ -44,7 +44,11 @@ impl TokenVerifier {
 
     /// Reads `AUTH_TOKEN_SECRET`; a short secret is refused so a typo can't become a guessable key.
     pub fn from_env() -> Result<Self, crate::config::ConfigError> {
-        let secret = crate::config::required("AUTH_TOKEN_SECRET")?;
+        Self::read(&crate::config::Env::Process)
+    }
+
+    pub fn read(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        let secret = env.required("AUTH_TOKEN_SECRET")?;
         if secret.len() < 32 {
             return Err(crate::config::ConfigError::Invalid {
                 name: "AUTH_TOKEN_SECRET",

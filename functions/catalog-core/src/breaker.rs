@@ -44,23 +44,24 @@ impl BreakerConfig {
     /// `BREAKER_COOLDOWN_SECS`, `BREAKER_HALF_OPEN_PROBES` and `BREAKER_SLOW_CALL_MS`;
     /// each falls back to its default.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&config::Env::Process)
+    }
+
+    pub fn read(env: &config::Env) -> Result<Self, ConfigError> {
         let d = Self::default();
         let config = Self {
-            failure_ratio: config::parsed_or("BREAKER_FAILURE_RATIO", d.failure_ratio)?,
-            min_calls: config::parsed_or("BREAKER_MIN_CALLS", d.min_calls)?,
-            window: Duration::from_secs_f64(config::parsed_or(
-                "BREAKER_WINDOW_SECS",
-                d.window.as_secs_f64(),
-            )?),
-            cooldown: Duration::from_secs_f64(config::parsed_or(
-                "BREAKER_COOLDOWN_SECS",
-                d.cooldown.as_secs_f64(),
-            )?),
-            half_open_probes: config::parsed_or("BREAKER_HALF_OPEN_PROBES", d.half_open_probes)?,
-            slow_call: Duration::from_millis(config::parsed_or(
-                "BREAKER_SLOW_CALL_MS",
-                d.slow_call.as_millis() as u64,
-            )?),
+            failure_ratio: env.parsed_or("BREAKER_FAILURE_RATIO", d.failure_ratio)?,
+            min_calls: env.parsed_or("BREAKER_MIN_CALLS", d.min_calls)?,
+            window: Duration::from_secs_f64(
+                env.parsed_or("BREAKER_WINDOW_SECS", d.window.as_secs_f64())?,
+            ),
+            cooldown: Duration::from_secs_f64(
+                env.parsed_or("BREAKER_COOLDOWN_SECS", d.cooldown.as_secs_f64())?,
+            ),
+            half_open_probes: env.parsed_or("BREAKER_HALF_OPEN_PROBES", d.half_open_probes)?,
+            slow_call: Duration::from_millis(
+                env.parsed_or("BREAKER_SLOW_CALL_MS", d.slow_call.as_millis() as u64)?,
+            ),
         };
         config.validated()
     }

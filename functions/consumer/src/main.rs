@@ -1,7 +1,7 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use catalog_core::aws::{clients, Downstreams, SqsDeadLetters};
-use catalog_core::config;
+use catalog_core::aws::{clients, Downstreams, DynamoChangeLog, SqsDeadLetters};
 use catalog_core::metrics::MetricsTarget;
+use consumer::settings::Settings;
 use consumer::{faults::Faults, ConnectionCache, Consumer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
@@ -9,6 +9,7 @@ use tracing::{info, info_span, Instrument};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
+    let settings = Settings::from_env()?;
     let sdk = clients::sdk_config().await;
     let Downstreams {
         products,
@@ -16,25 +17,25 @@ async fn main() -> Result<(), Error> {
         pusher,
         dynamo_breaker,
         management_breaker,
-    } = Downstreams::from_env(&sdk)?;
+    } = Downstreams::connect(&sdk, settings.downstreams);
     let consumer = Consumer {
         products,
         connections,
         pusher,
         dead_letters: SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&sdk),
-            config::required("CHANGES_DEAD_LETTER_QUEUE_URL")?,
+            settings.dead_letter_queue_url,
         ),
-        change_log: catalog_core::aws::DynamoChangeLog::new(
+        change_log: DynamoChangeLog::new(
             aws_sdk_dynamodb::Client::new(&sdk),
-            config::required("CHANGE_LOG_TABLE")?,
-            config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
-            catalog_core::ports::change_log::shards_from_env()?,
+            settings.change_log_table,
+            settings.change_log_retention_seconds,
+            settings.change_log_shards,
         ),
-        push_concurrency: config::parsed_or("PUSH_CONCURRENCY", 16usize)?,
-        group_concurrency: config::parsed_or("GROUP_CONCURRENCY", 10usize)?,
+        push_concurrency: settings.push_concurrency,
+        group_concurrency: settings.group_concurrency,
         connection_cache: ConnectionCache::new(std::time::Duration::from_millis(
-            config::parsed_or("CONNECTION_CACHE_MS", 0u64)?,
+            settings.connection_cache_ms,
         )),
         faults: Faults::from_env(),
     };

@@ -1,5 +1,5 @@
 use catalog_core::aws::{clients, DynamoProducts, SnsPublisher};
-use catalog_core::config;
+use generator::settings::Settings;
 use generator::{run_once, trigger_id, RunReport};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info_span, Instrument};
@@ -8,16 +8,11 @@ use tracing::{info_span, Instrument};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
+    let settings = Settings::from_env()?;
     let sdk = clients::sdk_config().await;
-    let store = DynamoProducts::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        config::required("PRODUCTS_TABLE")?,
-    );
-    let publisher = SnsPublisher::new(
-        aws_sdk_sns::Client::new(&sdk),
-        config::required("CHANGES_TOPIC_ARN")?,
-    );
-    let products_per_run: usize = config::parsed_or("PRODUCTS_PER_RUN", 3)?;
+    let store = DynamoProducts::new(aws_sdk_dynamodb::Client::new(&sdk), settings.products_table);
+    let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(&sdk), settings.changes_topic_arn);
+    let products_per_run = settings.products_per_run;
     let (store, publisher) = (&store, &publisher);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let event_id = trigger_id(&event.payload);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use catalog_core::auth::TokenVerifier;
 use catalog_core::aws::{clients, DynamoProducts, Guarded, S3Photos, SqsPhotoJobs};
 use catalog_core::breaker::{BreakerConfig, CircuitBreaker};
-use catalog_core::config::{self, ConfigError};
+use catalog_core::config::{ConfigError, Env};
 use catalog_core::ports::photos;
 
 use crate::{presign_cache_from, RestApi};
@@ -22,16 +22,18 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::Process)
+    }
+
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            products_table: config::required("PRODUCTS_TABLE")?,
-            photos_bucket: config::required("PHOTOS_BUCKET")?,
-            photo_jobs_queue_url: config::required("PHOTO_JOBS_QUEUE_URL")?,
-            photo_url_ttl_seconds: config::parsed_or(
-                "PHOTO_URL_TTL_SECONDS",
-                photos::DEFAULT_URL_TTL_SECONDS,
-            )?,
-            max_photo_bytes: config::parsed_or("MAX_PHOTO_BYTES", 4_000_000)?,
-            breaker: BreakerConfig::from_env()?,
+            products_table: env.required("PRODUCTS_TABLE")?,
+            photos_bucket: env.required("PHOTOS_BUCKET")?,
+            photo_jobs_queue_url: env.required("PHOTO_JOBS_QUEUE_URL")?,
+            photo_url_ttl_seconds: env
+                .parsed_or("PHOTO_URL_TTL_SECONDS", photos::DEFAULT_URL_TTL_SECONDS)?,
+            max_photo_bytes: env.parsed_or("MAX_PHOTO_BYTES", 4_000_000)?,
+            breaker: BreakerConfig::read(env)?,
         })
     }
 }

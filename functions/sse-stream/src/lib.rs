@@ -269,16 +269,21 @@ impl Settings {
     pub fn from_env_with_session(
         default_session_seconds: u64,
     ) -> Result<Self, catalog_core::config::ConfigError> {
-        use catalog_core::config;
+        Self::read(&catalog_core::config::Env::Process, default_session_seconds)
+    }
+
+    pub fn read(
+        env: &catalog_core::config::Env,
+        default_session_seconds: u64,
+    ) -> Result<Self, catalog_core::config::ConfigError> {
         Ok(Self {
-            change_log_table: config::required("CHANGE_LOG_TABLE")?,
-            change_log_retention_seconds: config::parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
-            change_log_shards: catalog_core::ports::change_log::shards_from_env()?,
+            change_log_table: env.required("CHANGE_LOG_TABLE")?,
+            change_log_retention_seconds: env.parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
+            change_log_shards: catalog_core::ports::change_log::shards_of(env)?,
             session: SessionConfig {
-                max_duration: Duration::from_secs(config::parsed_or(
-                    "SSE_SESSION_SECONDS",
-                    default_session_seconds,
-                )?),
+                max_duration: Duration::from_secs(
+                    env.parsed_or("SSE_SESSION_SECONDS", default_session_seconds)?,
+                ),
                 ..SessionConfig::default()
             },
         })

@@ -4,43 +4,35 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use catalog_core::aws::{
     clients, DynamoJobLog, DynamoProducts, S3Photos, SnsPublisher, SqsDeadLetters,
 };
-use catalog_core::config;
 use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use thumbnailer::settings::Settings;
 use thumbnailer::Thumbnailer;
 use tracing::{info, info_span, Instrument};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
+    let settings = Settings::from_env()?;
     let sdk = clients::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let thumbnailer = Thumbnailer {
         bucket: Box::new(S3Photos::new(
             clients::s3_client(&sdk),
-            config::required("PHOTOS_BUCKET")?,
+            settings.photos_bucket,
         )),
-        products: Box::new(DynamoProducts::new(
-            dynamo.clone(),
-            config::required("PRODUCTS_TABLE")?,
-        )),
-        jobs: Box::new(DynamoJobLog::new(
-            dynamo,
-            config::required("PHOTO_JOBS_TABLE")?,
-        )),
+        products: Box::new(DynamoProducts::new(dynamo.clone(), settings.products_table)),
+        jobs: Box::new(DynamoJobLog::new(dynamo, settings.photo_jobs_table)),
         publisher: Box::new(SnsPublisher::new(
             aws_sdk_sns::Client::new(&sdk),
-            config::required("CHANGES_TOPIC_ARN")?,
+            settings.changes_topic_arn,
         )),
         dead_letters: Box::new(SqsDeadLetters::new(
             aws_sdk_sqs::Client::new(&sdk),
-            config::required("PHOTO_JOBS_DEAD_LETTER_QUEUE_URL")?,
+            settings.dead_letter_queue_url,
         )),
-        lease_secs: config::parsed_or("JOB_LEASE_SECONDS", 60)?,
-        url_ttl: Duration::from_secs(config::parsed_or(
-            "PHOTO_URL_TTL_SECONDS",
-            catalog_core::ports::photos::DEFAULT_URL_TTL_SECONDS,
-        )?),
+        lease_secs: settings.job_lease_seconds,
+        url_ttl: Duration::from_secs(settings.photo_url_ttl_seconds),
     };
     let metrics_target = MetricsTarget::from_env("thumbnailer")?;
     let (thumbnailer, metrics_target) = (&thumbnailer, &metrics_target);

@@ -1,32 +1,29 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use catalog_core::aws::{clients, Downstreams};
-use catalog_core::config;
 use catalog_core::metrics::MetricsTarget;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};
+use ws_handler::settings::Settings;
 use ws_handler::{RouteOutcome, WsHandler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
+    let settings = Settings::from_env()?;
     let sdk = clients::sdk_config().await;
-    let Downstreams {
-        products,
-        connections,
-        pusher,
-        dynamo_breaker,
-        management_breaker,
-    } = Downstreams::from_env(&sdk)?;
+    let downstreams = Downstreams::connect(&sdk, settings.downstreams);
+    let (dynamo_breaker, management_breaker) =
+        (downstreams.dynamo_breaker, downstreams.management_breaker);
     let handler = WsHandler {
-        connections,
-        products,
-        pusher,
-        verifier: catalog_core::auth::TokenVerifier::from_env()?,
+        connections: downstreams.connections,
+        products: downstreams.products,
+        pusher: downstreams.pusher,
+        verifier: settings.verifier,
         limiter: catalog_core::rate::RateLimiter::new(
-            config::parsed_or("WS_MESSAGES_PER_SECOND", 10.0)?,
-            config::parsed_or("WS_MESSAGE_BURST", 20)?,
+            settings.messages_per_second,
+            settings.message_burst,
         ),
-        connection_ttl_secs: config::parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
+        connection_ttl_secs: settings.connection_ttl_seconds,
     };
     let metrics_target = MetricsTarget::from_env("ws-handler")?;
     let (handler, metrics_target) = (&handler, &metrics_target);

@@ -4,7 +4,7 @@ use aws_config::SdkConfig;
 
 use super::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
 use crate::breaker::{BreakerConfig, CircuitBreaker};
-use crate::config::{self, ConfigError};
+use crate::config::{ConfigError, Env};
 
 /// The products and connections tables and the management API, each behind its
 /// downstream's circuit breaker (one for DynamoDB, one for the management API),
@@ -17,28 +17,49 @@ pub struct Downstreams {
     pub management_breaker: Arc<CircuitBreaker>,
 }
 
-impl Downstreams {
-    pub fn from_env(sdk: &SdkConfig) -> Result<Self, ConfigError> {
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let breaker_config = BreakerConfig::from_env()?;
-        let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", breaker_config.clone()));
-        let management_breaker = Arc::new(CircuitBreaker::new("management-api", breaker_config));
-        let endpoint = config::required("WS_MANAGEMENT_ENDPOINT")?;
+/// Where the [`Downstreams`] are, as the template sets it.
+#[derive(Clone, Debug)]
+pub struct DownstreamSettings {
+    pub products_table: String,
+    pub connections_table: String,
+    pub management_endpoint: String,
+    pub breaker: BreakerConfig,
+}
+
+impl DownstreamSettings {
+    pub fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
+            products_table: env.required("PRODUCTS_TABLE")?,
+            connections_table: env.required("CONNECTIONS_TABLE")?,
+            management_endpoint: env.required("WS_MANAGEMENT_ENDPOINT")?,
+            breaker: BreakerConfig::read(env)?,
+        })
+    }
+}
+
+impl Downstreams {
+    pub fn connect(sdk: &SdkConfig, settings: DownstreamSettings) -> Self {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamo_breaker = Arc::new(CircuitBreaker::new("dynamodb", settings.breaker.clone()));
+        let management_breaker = Arc::new(CircuitBreaker::new("management-api", settings.breaker));
+        Self {
             products: Guarded::new(
-                DynamoProducts::new(dynamo.clone(), config::required("PRODUCTS_TABLE")?),
+                DynamoProducts::new(dynamo.clone(), settings.products_table),
                 dynamo_breaker.clone(),
             ),
             connections: Guarded::new(
-                DynamoConnections::new(dynamo, config::required("CONNECTIONS_TABLE")?),
+                DynamoConnections::new(dynamo, settings.connections_table),
                 dynamo_breaker.clone(),
             ),
             pusher: Guarded::new(
-                ManagementApiPusher::new(clients::management_client(sdk, &endpoint)),
+                ManagementApiPusher::new(clients::management_client(
+                    sdk,
+                    &settings.management_endpoint,
+                )),
                 management_breaker.clone(),
             ),
             dynamo_breaker,
             management_breaker,
-        })
+        }
     }
 }

@@ -19,7 +19,11 @@ pub const DEFAULT_SHARDS: usize = 16;
 
 /// The shard count every reader and writer of the log must agree on (`CHANGE_LOG_SHARDS`).
 pub fn shards_from_env() -> Result<usize, crate::config::ConfigError> {
-    crate::config::parsed_or("CHANGE_LOG_SHARDS", DEFAULT_SHARDS)
+    shards_of(&crate::config::Env::Process)
+}
+
+pub fn shards_of(env: &crate::config::Env) -> Result<usize, crate::config::ConfigError> {
+    env.parsed_or("CHANGE_LOG_SHARDS", DEFAULT_SHARDS)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
