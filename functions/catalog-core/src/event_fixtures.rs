@@ -33,3 +33,14 @@ pub fn cases(function: &str) -> BTreeSet<String> {
         })
         .collect()
 }
+
+/// Fails unless `named` are exactly the cases in `events/<function>/`, so a new fixture
+/// cannot go untested.
+pub fn assert_covered<'a>(function: &str, named: impl IntoIterator<Item = &'a str>) {
+    let named: BTreeSet<String> = named.into_iter().map(str::to_owned).collect();
+    assert_eq!(
+        named,
+        cases(function),
+        "every fixture in events/{function}/ has a case"
+    );
+}

@@ -1,5 +1,3 @@
-use std::sync::Arc;
-
 use catalog_core::fakes::{
     product, MemoryBucket, MemoryDeadLetters, MemoryJobLog, MemoryProducts, RecordingPhotoPublisher,
 };
@@ -34,25 +32,22 @@ fn thumbnails_fit_the_box_keep_the_aspect_and_are_png() {
     assert!(make_thumbnail(b"hello", THUMB_SIDE).is_err());
 }
 
-/// Shared handles on the fakes, so the test can look inside after the worker used them.
+/// Clones of the fakes the worker holds, so the test can look inside after it used them.
 struct World {
-    bucket: Arc<MemoryBucket>,
-    products: Arc<MemoryProducts>,
-    jobs: Arc<MemoryJobLog>,
-    publisher: Arc<RecordingPhotoPublisher>,
-    dead: Arc<MemoryDeadLetters>,
+    bucket: MemoryBucket,
+    products: MemoryProducts,
+    jobs: MemoryJobLog,
+    publisher: RecordingPhotoPublisher,
+    dead: MemoryDeadLetters,
 }
 
 fn world() -> (World, Thumbnailer) {
     let w = World {
-        bucket: Arc::new(MemoryBucket::default()),
-        products: Arc::new(MemoryProducts::with([
-            product("p-001", 100, 1),
-            product("p-002", 200, 2),
-        ])),
-        jobs: Arc::new(MemoryJobLog::default()),
-        publisher: Arc::new(RecordingPhotoPublisher::default()),
-        dead: Arc::new(MemoryDeadLetters::default()),
+        bucket: MemoryBucket::default(),
+        products: MemoryProducts::with([product("p-001", 100, 1), product("p-002", 200, 2)]),
+        jobs: MemoryJobLog::default(),
+        publisher: RecordingPhotoPublisher::default(),
+        dead: MemoryDeadLetters::default(),
     };
     let t = Thumbnailer {
         bucket: Box::new(w.bucket.clone()),

@@ -45,12 +45,9 @@ async fn each_websocket_event_fixture_does_what_its_name_says() {
         ("snapshot", RouteOutcome::SnapshotSent),
         ("bad-frame", RouteOutcome::FrameRefused),
     ];
-    let named: std::collections::BTreeSet<String> =
-        expected.iter().map(|(case, _)| case.to_string()).collect();
-    assert_eq!(
-        named,
-        catalog_core::event_fixtures::cases("ws-handler"),
-        "every fixture has a case here"
+    catalog_core::event_fixtures::assert_covered(
+        "ws-handler",
+        expected.iter().map(|(case, _)| *case),
     );
     for (case, outcome) in expected {
         let h = handler();

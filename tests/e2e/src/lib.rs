@@ -227,6 +227,16 @@ pub fn log_position(id: &str) -> catalog_core::ports::LogPosition {
 
 impl Stack {
     /// The deployed change log, with the shard count the functions run with.
+    /// Where the change log ends now: an SSE client resuming from here gets what follows.
+    pub async fn change_log_head(&self) -> catalog_core::ports::LogPosition {
+        use catalog_core::ports::ChangeLog;
+        self.change_log()
+            .await
+            .head()
+            .await
+            .expect("change-log head")
+    }
+
     pub async fn change_log(&self) -> catalog_core::aws::DynamoChangeLog {
         let shards = self
             .function_env("SseFunctionName", "CHANGE_LOG_SHARDS")

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use catalog_core::ports::ChangeLog;
 use e2e::sse::SseConnection;
 use e2e::Stack;
 use serde_json::Value;
@@ -91,12 +90,7 @@ async fn cargo_lambda_runs_the_rest_api_and_streams_sse_through_a_function_url()
 
     // The SSE function behind watch's function URL, with real response streaming: the
     // changes arrive while the 40 s session is still open.
-    let head = stack
-        .change_log()
-        .await
-        .head()
-        .await
-        .expect("change-log head");
+    let head = stack.change_log_head().await;
     let url = format!("http://127.0.0.1:{PORT}/lambda-url/sse-stream/");
     // The first request compiles the function; a refused one comes back at once after that.
     let refused = e2e::http::get(&url, &[("last-event-id", "yesterday")]).await;

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use catalog_core::ports::{ChangeLog, LogPosition};
+use catalog_core::ports::LogPosition;
 use e2e::sse::SseConnection;
 use e2e::{eventually, Published, Stack};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -243,12 +243,7 @@ async fn the_sse_lambda_serves_the_same_events_through_its_function_url() {
         .set_function_env("SseFunctionName", &[("SSE_SESSION_SECONDS", Some("2"))])
         .await;
 
-    let head = stack
-        .change_log()
-        .await
-        .head()
-        .await
-        .expect("change-log head");
+    let head = stack.change_log_head().await;
     let published = stack.run_generator().await;
     for p in &published {
         eventually(&format!("{} applied", p.change_id), WAIT, || async {

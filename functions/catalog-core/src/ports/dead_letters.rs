@@ -1,7 +1,5 @@
 //! Poison messages: what cannot ever be processed goes to a dead-letter queue with its reason, and the batch entry that returns a message to its queue.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 
 use super::DownstreamError;
@@ -21,16 +19,10 @@ pub trait DeadLetters: Send + Sync {
     async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError>;
 }
 
-#[async_trait]
-impl<T: DeadLetters + ?Sized> DeadLetters for Arc<T> {
-    async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError> {
-        (**self).send(letter).await
-    }
-}
-
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
+    use std::sync::Arc;
 
     use std::sync::Mutex;
 
@@ -40,10 +32,10 @@ pub mod fake {
     use crate::ports::DownstreamError;
 
     /// Keeps dead letters in memory; `failing` makes sending them fail.
-    #[derive(Default)]
+    #[derive(Clone, Default)]
     pub struct MemoryDeadLetters {
-        pub letters: Mutex<Vec<DeadLetter>>,
-        pub failing: std::sync::atomic::AtomicBool,
+        pub letters: Arc<Mutex<Vec<DeadLetter>>>,
+        pub failing: Arc<std::sync::atomic::AtomicBool>,
     }
 
     #[async_trait]

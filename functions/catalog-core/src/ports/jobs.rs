@@ -1,7 +1,6 @@
 //! The photo-jobs log: who processes each job and whether it is done (one worker per job).
 
 use async_trait::async_trait;
-use std::sync::Arc;
 
 use super::DownstreamError;
 
@@ -35,29 +34,11 @@ pub trait JobLog: Send + Sync {
     ) -> Result<(), DownstreamError>;
 }
 
-#[async_trait]
-impl<T: JobLog + ?Sized> JobLog for Arc<T> {
-    async fn claim(
-        &self,
-        job_id: &str,
-        worker: &str,
-        lease_secs: i64,
-    ) -> Result<Claim, DownstreamError> {
-        (**self).claim(job_id, worker, lease_secs).await
-    }
-    async fn complete(
-        &self,
-        job_id: &str,
-        worker: &str,
-        outcome: &str,
-    ) -> Result<(), DownstreamError> {
-        (**self).complete(job_id, worker, outcome).await
-    }
-}
-
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
+    use std::sync::Arc;
+
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -66,10 +47,13 @@ pub mod fake {
     use super::*;
     use crate::ports::DownstreamError;
 
-    /// Job records: (status, worker, completed runs). Leases never expire here.
-    #[derive(Default)]
+    /// A job's record: (status, worker, completed runs).
+    pub type JobRecord = (String, String, u32);
+
+    /// Job records by job id. Leases never expire here.
+    #[derive(Clone, Default)]
     pub struct MemoryJobLog {
-        pub jobs: Mutex<BTreeMap<String, (String, String, u32)>>,
+        pub jobs: Arc<Mutex<BTreeMap<String, JobRecord>>>,
     }
 
     #[async_trait]

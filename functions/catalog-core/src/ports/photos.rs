@@ -1,6 +1,5 @@
 //! The photos bucket and the photo-jobs queue (point-to-point: one worker per job).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,34 +62,11 @@ pub trait PhotoJobQueue: Send + Sync {
     async fn enqueue(&self, job: &PhotoJob) -> Result<(), DownstreamError>;
 }
 
-#[async_trait]
-impl<T: PhotoBucket + ?Sized> PhotoBucket for Arc<T> {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<(), DownstreamError> {
-        (**self).put(key, bytes, content_type).await
-    }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, DownstreamError> {
-        (**self).get(key).await
-    }
-    async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, DownstreamError> {
-        (**self).presign_get(key, ttl).await
-    }
-}
-
-#[async_trait]
-impl<T: PhotoJobQueue + ?Sized> PhotoJobQueue for Arc<T> {
-    async fn enqueue(&self, job: &PhotoJob) -> Result<(), DownstreamError> {
-        (**self).enqueue(job).await
-    }
-}
-
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
+    use std::sync::Arc;
+
     use std::collections::BTreeMap;
     use std::sync::Mutex;
 
@@ -100,10 +76,11 @@ pub mod fake {
     use crate::ports::DownstreamError;
 
     /// Objects by key; presigned URLs are `memory://{key}?expires={secs}` and are counted.
-    #[derive(Default)]
+    /// A clone shares the objects, so a test can keep one to look inside.
+    #[derive(Clone, Default)]
     pub struct MemoryBucket {
-        pub objects: Mutex<BTreeMap<String, (Vec<u8>, String)>>,
-        pub presigned: Mutex<usize>,
+        pub objects: Arc<Mutex<BTreeMap<String, (Vec<u8>, String)>>>,
+        pub presigned: Arc<Mutex<usize>>,
     }
 
     #[async_trait]
@@ -143,9 +120,10 @@ pub mod fake {
         }
     }
 
-    #[derive(Default)]
+    /// A clone shares the jobs.
+    #[derive(Clone, Default)]
     pub struct RecordingJobQueue {
-        pub jobs: Mutex<Vec<PhotoJob>>,
+        pub jobs: Arc<Mutex<Vec<PhotoJob>>>,
     }
 
     #[async_trait]

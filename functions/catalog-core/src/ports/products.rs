@@ -1,7 +1,6 @@
 //! The products table as each function sees it: applying changes, the generator's reads and records, catalogue pages and photo versions.
 
 use async_trait::async_trait;
-use std::sync::Arc;
 
 use super::DownstreamError;
 use crate::generate::ProductState;
@@ -87,42 +86,11 @@ pub trait PhotoRecords: Send + Sync {
     ) -> Result<bool, DownstreamError>;
 }
 
-#[async_trait]
-impl<T: CatalogReader + ?Sized> CatalogReader for Arc<T> {
-    async fn product(&self, product_id: &str) -> Result<Option<Product>, DownstreamError> {
-        (**self).product(product_id).await
-    }
-    async fn page(
-        &self,
-        category: Option<&str>,
-        limit: usize,
-        after: Option<&PageKey>,
-    ) -> Result<Page, DownstreamError> {
-        (**self).page(category, limit, after).await
-    }
-}
-
-#[async_trait]
-impl<T: PhotoRecords + ?Sized> PhotoRecords for Arc<T> {
-    async fn next_photo_version(&self, product_id: &str) -> Result<Option<u64>, DownstreamError> {
-        (**self).next_photo_version(product_id).await
-    }
-    async fn set_photo(
-        &self,
-        product_id: &str,
-        version: u64,
-        photo_key: &str,
-        thumb_key: &str,
-    ) -> Result<bool, DownstreamError> {
-        (**self)
-            .set_photo(product_id, version, photo_key, thumb_key)
-            .await
-    }
-}
-
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
+    use std::sync::Arc;
+
     use crate::version::{classify, Classification};
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::Mutex;
@@ -136,12 +104,13 @@ pub mod fake {
     /// A stored product, the id of the change that produced it, and its published version.
     type ProductRow = (Product, Option<String>, u64);
 
-    #[derive(Default)]
+    /// A clone shares the rows, so a test can keep one to look inside.
+    #[derive(Clone, Default)]
     pub struct MemoryProducts {
-        pub rows: Mutex<BTreeMap<String, ProductRow>>,
+        pub rows: Arc<Mutex<BTreeMap<String, ProductRow>>>,
         /// Product ids whose writes fail, as a downstream outage would.
-        pub failing: Mutex<BTreeSet<String>>,
-        pub photo_uploads: Mutex<HashMap<String, u64>>,
+        pub failing: Arc<Mutex<BTreeSet<String>>>,
+        pub photo_uploads: Arc<Mutex<HashMap<String, u64>>>,
     }
 
     impl MemoryProducts {

@@ -1,7 +1,6 @@
 //! Publishing events to the product-changes topic (pub/sub).
 
 use async_trait::async_trait;
-use std::sync::Arc;
 
 use super::DownstreamError;
 use crate::{ProductChanged, ProductPhotoChanged};
@@ -18,16 +17,10 @@ pub trait PhotoChangePublisher: Send + Sync {
     async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, DownstreamError>;
 }
 
-#[async_trait]
-impl<T: PhotoChangePublisher + ?Sized> PhotoChangePublisher for Arc<T> {
-    async fn publish_photo(&self, change: &ProductPhotoChanged) -> Result<String, DownstreamError> {
-        (**self).publish_photo(change).await
-    }
-}
-
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
+    use std::sync::Arc;
 
     use std::sync::Mutex;
 
@@ -58,9 +51,9 @@ pub mod fake {
             Ok(format!("msg-{}", published.len()))
         }
     }
-    #[derive(Default)]
+    #[derive(Clone, Default)]
     pub struct RecordingPhotoPublisher {
-        pub published: Mutex<Vec<ProductPhotoChanged>>,
+        pub published: Arc<Mutex<Vec<ProductPhotoChanged>>>,
     }
 
     #[async_trait]
