@@ -75,11 +75,14 @@ pub mod fake {
     use super::*;
     use crate::ports::DownstreamError;
 
+    /// An object's bytes and content type.
+    pub type StoredObject = (Vec<u8>, String);
+
     /// Objects by key; presigned URLs are `memory://{key}?expires={secs}` and are counted.
     /// A clone shares the objects, so a test can keep one to look inside.
     #[derive(Clone, Default)]
     pub struct MemoryBucket {
-        pub objects: Arc<Mutex<BTreeMap<String, (Vec<u8>, String)>>>,
+        pub objects: Arc<Mutex<BTreeMap<String, StoredObject>>>,
         pub presigned: Arc<Mutex<usize>>,
     }
 
