@@ -66,6 +66,15 @@ impl Env {
     }
 }
 
+/// A function's settings: everything it reads from its environment, read in one place.
+pub trait FromEnv: Sized {
+    fn read(env: &Env) -> Result<Self, ConfigError>;
+
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&Env::Process)
+    }
+}
+
 pub fn required(name: &'static str) -> Result<String, ConfigError> {
     Env::Process.required(name)
 }

@@ -21,6 +21,7 @@ pub mod ports;
 pub mod presign;
 pub mod product;
 pub mod rate;
+pub mod settings;
 pub mod sqs_batch;
 pub mod telemetry;
 pub mod version;

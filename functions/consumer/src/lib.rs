@@ -19,7 +19,6 @@ use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn};
 
 pub mod faults;
-pub mod settings;
 
 /// What happened to the messages of one batch, logged and emitted as metrics once per invocation.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -1,7 +1,8 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use catalog_core::aws::{clients, Downstreams, DynamoChangeLog, SqsDeadLetters};
+use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
-use consumer::settings::Settings;
+use catalog_core::settings::ConsumerSettings;
 use consumer::{faults::Faults, ConnectionCache, Consumer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
@@ -9,7 +10,7 @@ use tracing::{info, info_span, Instrument};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let settings = ConsumerSettings::from_env()?;
     let sdk = clients::sdk_config().await;
     let Downstreams {
         products,

@@ -8,8 +8,6 @@ use catalog_core::StockAndPrice;
 use serde::Serialize;
 use tracing::{info, warn};
 
-pub mod settings;
-
 /// One published change, as reported in the invocation's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

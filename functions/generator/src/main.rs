@@ -1,5 +1,6 @@
 use catalog_core::aws::{clients, DynamoProducts, SnsPublisher};
-use generator::settings::Settings;
+use catalog_core::config::FromEnv;
+use catalog_core::settings::GeneratorSettings;
 use generator::{run_once, trigger_id, RunReport};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info_span, Instrument};
@@ -8,7 +9,7 @@ use tracing::{info_span, Instrument};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let settings = GeneratorSettings::from_env()?;
     let sdk = clients::sdk_config().await;
     let store = DynamoProducts::new(aws_sdk_dynamodb::Client::new(&sdk), settings.products_table);
     let publisher = SnsPublisher::new(aws_sdk_sns::Client::new(&sdk), settings.changes_topic_arn);

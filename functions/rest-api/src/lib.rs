@@ -12,9 +12,12 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use catalog_core::auth::{bearer, TokenVerifier};
+use catalog_core::aws::{clients, DynamoProducts, Guarded, S3Photos, SqsPhotoJobs};
+use catalog_core::breaker::CircuitBreaker;
 use catalog_core::ports::{
     photos, CatalogReader, PhotoBucket, PhotoJob, PhotoJobQueue, PhotoRecords,
 };
+use catalog_core::settings::RestApiSettings;
 use catalog_core::Product;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -26,7 +29,6 @@ pub mod cursor;
 pub mod errors;
 pub mod extract;
 pub mod photo;
-pub mod settings;
 
 pub use catalog_core::presign::{presign_cache_from, PresignCache};
 use errors::{ApiError, ErrorBody};
@@ -507,6 +509,37 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+impl RestApi {
+    /// The API over the deployed table, bucket and queue; also returns the table's breaker
+    /// for the metrics. Open, the breaker answers 503 at once instead of letting every
+    /// request wait out the retries.
+    pub fn connect(
+        sdk: &aws_config::SdkConfig,
+        settings: RestApiSettings,
+        verifier: TokenVerifier,
+    ) -> (Self, Arc<CircuitBreaker>) {
+        let breaker = Arc::new(CircuitBreaker::new("dynamodb", settings.breaker));
+        let api = RestApi {
+            products: Box::new(Guarded::new(
+                DynamoProducts::new(aws_sdk_dynamodb::Client::new(sdk), settings.products_table),
+                breaker.clone(),
+            )),
+            bucket: Box::new(S3Photos::new(
+                clients::s3_client(sdk),
+                settings.photos_bucket,
+            )),
+            jobs: Box::new(SqsPhotoJobs::new(
+                aws_sdk_sqs::Client::new(sdk),
+                settings.photo_jobs_queue_url,
+            )),
+            verifier,
+            presigned: presign_cache_from(settings.photo_url_ttl_seconds),
+            max_photo_bytes: settings.max_photo_bytes,
+        };
+        (api, breaker)
+    }
 }
 
 /// The whole API, `GET /openapi.json` included.

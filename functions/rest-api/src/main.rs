@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use catalog_core::auth::TokenVerifier;
 use catalog_core::aws::clients;
+use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
+use catalog_core::settings::RestApiSettings;
 use lambda_http::{service_fn, Error, Request, RequestExt};
-use rest_api::settings::Settings;
 use rest_api::{below_stage, router, RestApi, PRESIGN_CACHE_HEADER};
 use tower::ServiceExt;
 use tracing::{info_span, Instrument};
@@ -15,7 +16,7 @@ use tracing::{info_span, Instrument};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let settings = RestApiSettings::from_env()?;
     let verifier = TokenVerifier::from_env()?;
     let metrics_target = MetricsTarget::from_env("rest-api")?;
     let sdk = clients::sdk_config().await;

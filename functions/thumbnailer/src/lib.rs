@@ -16,8 +16,6 @@ use catalog_core::sqs_batch::{self, Order, RecordFailure, RecordHandler};
 use catalog_core::ProductPhotoChanged;
 use tracing::{info, info_span};
 
-pub mod settings;
-
 /// The longest side of a thumbnail, in pixels.
 pub const THUMB_SIDE: u32 = 64;
 

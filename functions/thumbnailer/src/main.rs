@@ -4,16 +4,17 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use catalog_core::aws::{
     clients, DynamoJobLog, DynamoProducts, S3Photos, SnsPublisher, SqsDeadLetters,
 };
+use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
+use catalog_core::settings::ThumbnailerSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use thumbnailer::settings::Settings;
 use thumbnailer::Thumbnailer;
 use tracing::{info, info_span, Instrument};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let settings = ThumbnailerSettings::from_env()?;
     let sdk = clients::sdk_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     let thumbnailer = Thumbnailer {

@@ -10,8 +10,6 @@ use catalog_core::rate::RateLimiter;
 use catalog_core::telemetry::truncated;
 use tracing::{info, warn};
 
-pub mod settings;
-
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("request has no {0}")]

@@ -1,15 +1,16 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use catalog_core::aws::{clients, Downstreams};
+use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
+use catalog_core::settings::WsHandlerSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{error, info_span, Instrument};
-use ws_handler::settings::Settings;
 use ws_handler::{RouteOutcome, WsHandler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     catalog_core::telemetry::init();
-    let settings = Settings::from_env()?;
+    let settings = WsHandlerSettings::from_env()?;
     let sdk = clients::sdk_config().await;
     let downstreams = Downstreams::connect(&sdk, settings.downstreams);
     let (dynamo_breaker, management_breaker) =

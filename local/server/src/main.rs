@@ -27,6 +27,7 @@ use axum::{Json, Router};
 use catalog_core::auth::TokenVerifier;
 use catalog_core::aws::{clients, DynamoChangeLog};
 use catalog_core::config;
+use catalog_core::config::FromEnv;
 use rest_api::RestApi;
 use sse_stream::SseStream;
 use tower_http::cors::{Any, CorsLayer};
@@ -40,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "WEB_DIR",
         concat!(env!("CARGO_MANIFEST_DIR"), "/../../web").to_owned(),
     )?);
-    let rest_settings = rest_api::settings::Settings::from_env()?;
+    let rest_settings = catalog_core::settings::RestApiSettings::from_env()?;
     // Local sessions last 5 minutes: no Lambda timeout to stay under.
     let sse_settings = sse_stream::Settings::from_env_with_session(300)?;
     let verifier = TokenVerifier::from_env()?;

@@ -3,8 +3,8 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use super::{clients, DynamoConnections, DynamoProducts, Guarded, ManagementApiPusher};
-use crate::breaker::{BreakerConfig, CircuitBreaker};
-use crate::config::{ConfigError, Env};
+use crate::breaker::CircuitBreaker;
+use crate::settings::DownstreamSettings;
 
 /// The products and connections tables and the management API, each behind its
 /// downstream's circuit breaker (one for DynamoDB, one for the management API),
@@ -15,26 +15,6 @@ pub struct Downstreams {
     pub pusher: Guarded<ManagementApiPusher>,
     pub dynamo_breaker: Arc<CircuitBreaker>,
     pub management_breaker: Arc<CircuitBreaker>,
-}
-
-/// Where the [`Downstreams`] are, as the template sets it.
-#[derive(Clone, Debug)]
-pub struct DownstreamSettings {
-    pub products_table: String,
-    pub connections_table: String,
-    pub management_endpoint: String,
-    pub breaker: BreakerConfig,
-}
-
-impl DownstreamSettings {
-    pub fn read(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            products_table: env.required("PRODUCTS_TABLE")?,
-            connections_table: env.required("CONNECTIONS_TABLE")?,
-            management_endpoint: env.required("WS_MANAGEMENT_ENDPOINT")?,
-            breaker: BreakerConfig::read(env)?,
-        })
-    }
 }
 
 impl Downstreams {

@@ -17,7 +17,7 @@ pub mod push;
 pub use change_log::DynamoChangeLog;
 pub use connections::DynamoConnections;
 pub use dead_letters::SqsDeadLetters;
-pub use downstreams::{DownstreamSettings, Downstreams};
+pub use downstreams::Downstreams;
 pub use guarded::Guarded;
 pub use jobs::DynamoJobLog;
 pub use photos::{S3Photos, SqsPhotoJobs};
