@@ -10,29 +10,30 @@ const breakerName = ["closed", "half-open", "open"];
 
 function cards(m) {
   const f = m.figures;
+  const t = f.targets;
   const q = m.queues;
+  const within = (v, limit) => (v == null ? null : v <= limit);
+  const dead = q.changesDeadLetters + q.photoJobsDeadLetters;
+  const pushes = f.pushes.sent + f.pushes.gone + f.pushes.failed;
   return [
-    { id: "latency-p50", title: "change → client p50", value: ms(f.latencyP50Ms), target: `≤ ${f.latencyTargetMs} ms`,
-      ok: f.latencyP50Ms == null ? null : f.latencyP50Ms <= f.latencyTargetMs },
-    { id: "latency-p99", title: "change → client p99", value: ms(f.latencyP99Ms), target: `≤ ${f.latencyTargetMs} ms`,
-      ok: f.latencyP99Ms == null ? null : f.latencyP99Ms <= f.latencyTargetMs },
+    { id: "latency-p50", title: "change → client p50", value: ms(f.latency.p50Ms), target: `≤ ${t.latencyMs} ms`,
+      ok: within(f.latency.p50Ms, t.latencyMs) },
+    { id: "latency-p99", title: "change → client p99", value: ms(f.latency.p99Ms), target: `≤ ${t.latencyMs} ms`,
+      ok: within(f.latency.p99Ms, t.latencyMs) },
     { id: "throughput", title: "changes applied per second", value: num(f.throughputPerSecond),
-      target: `≥ ${num(f.throughputTargetPerSecond)} /s (AWS)`, ok: null,
-      detail: `${num(f.changesApplied)} in ${f.windowSeconds} s` },
-    { id: "change-errors", title: "changes failed or malformed", value: pct(f.changeErrorPercent),
-      target: `≤ ${f.lossTargetPercent} %`, ok: f.changeErrorPercent == null ? null : f.changeErrorPercent <= f.lossTargetPercent },
-    { id: "rest-errors", title: "REST 5xx", value: pct(f.restErrorPercent), target: `≤ ${f.lossTargetPercent} %`,
-      ok: f.restErrorPercent == null ? null : f.restErrorPercent <= f.lossTargetPercent },
+      target: `≥ ${num(t.throughputPerSecond)} /s (AWS)`, ok: null, detail: `${num(f.changesApplied)} in ${f.windowSeconds} s` },
+    { id: "change-errors", title: "changes failed or malformed", value: pct(f.errorPercent.changes),
+      target: `≤ ${t.lossPercent} %`, ok: within(f.errorPercent.changes, t.lossPercent) },
+    { id: "rest-errors", title: "REST 5xx", value: pct(f.errorPercent.rest), target: `≤ ${t.lossPercent} %`,
+      ok: within(f.errorPercent.rest, t.lossPercent) },
     { id: "queue-depth", title: "changes queue depth", value: num(q.changes), target: `alarm > ${num(m.queueDepthAlarm)}`,
       ok: q.changes <= m.queueDepthAlarm },
-    { id: "dlq", title: "in the dead-letter queues", value: num(q.changesDeadLetters + q.photoJobsDeadLetters),
-      target: "0", ok: q.changesDeadLetters + q.photoJobsDeadLetters === 0,
+    { id: "dlq", title: "in the dead-letter queues", value: num(dead), target: "0", ok: dead === 0,
       detail: `changes ${q.changesDeadLetters}, photo jobs ${q.photoJobsDeadLetters}` },
-    { id: "pushes", title: "pushes sent / gone / failed", value: `${num(f.pushesSent)} / ${num(f.pushesGone)} / ${num(f.pushesFailed)}`,
-      target: "failed 0", ok: f.pushesSent + f.pushesGone + f.pushesFailed === 0 ? null : f.pushesFailed === 0 },
+    { id: "pushes", title: "pushes sent / gone / failed", value: `${num(f.pushes.sent)} / ${num(f.pushes.gone)} / ${num(f.pushes.failed)}`,
+      target: "failed 0", ok: pushes === 0 ? null : f.pushes.failed === 0 },
     ...f.breakers.map(([name, state]) => ({
-      id: `breaker-${name}`, title: `breaker ${name}`, value: breakerName[state] ?? state,
-      target: "closed", ok: state === 0,
+      id: `breaker-${name}`, title: `breaker ${name}`, value: breakerName[state] ?? state, target: "closed", ok: state === 0,
     })),
   ];
 }
@@ -50,7 +51,7 @@ function render(m) {
     return el;
   }));
   root.dataset.loaded = "true";
-  root.dataset.latency = m.figures.latencyP50Ms == null ? "none" : "some";
+  root.dataset.latency = m.figures.latency.p50Ms == null ? "none" : "some";
   readAt.textContent = `read ${new Date(m.readAt).toLocaleTimeString()}`;
 }
 

@@ -5,9 +5,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The source design's targets, shown beside each figure.
-pub const LATENCY_TARGET_MS: f64 = 500.0;
-pub const THROUGHPUT_TARGET_PER_S: f64 = 5000.0;
-pub const LOSS_TARGET_PERCENT: f64 = 0.01;
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Targets {
+    pub latency_ms: f64,
+    pub throughput_per_second: f64,
+    pub loss_percent: f64,
+}
+
+pub const TARGETS: Targets = Targets {
+    latency_ms: 500.0,
+    throughput_per_second: 5000.0,
+    loss_percent: 0.01,
+};
 
 /// One EMF line of one function: its metric values by name (a metric may carry many samples).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,23 +58,40 @@ impl EmfLine {
     }
 }
 
+/// Change → client latency over the window; `None` without traffic.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Percentiles {
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+/// Percentages of what was attempted; `None` when nothing was.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ErrorRates {
+    /// Changes that failed or were malformed, of those processed.
+    pub changes: Option<f64>,
+    /// REST requests answered 5xx.
+    pub rest: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Pushes {
+    pub sent: f64,
+    pub gone: f64,
+    pub failed: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Figures {
     pub window_seconds: f64,
-    pub latency_p50_ms: Option<f64>,
-    pub latency_p99_ms: Option<f64>,
-    pub latency_target_ms: f64,
+    pub targets: Targets,
+    pub latency: Percentiles,
     pub changes_applied: f64,
     pub throughput_per_second: f64,
-    pub throughput_target_per_second: f64,
-    /// Changes that failed or were malformed, as a percentage of those processed.
-    pub change_error_percent: Option<f64>,
-    pub rest_error_percent: Option<f64>,
-    pub loss_target_percent: f64,
-    pub pushes_sent: f64,
-    pub pushes_gone: f64,
-    pub pushes_failed: f64,
+    pub error_percent: ErrorRates,
+    pub pushes: Pushes,
     /// The latest state of each breaker (0 closed, 1 half-open, 2 open), as `function → downstream`.
     pub breakers: Vec<(String, f64)>,
 }
@@ -122,21 +149,25 @@ impl Figures {
         breakers.extend(latest_breakers("REST API", rest));
         Figures {
             window_seconds,
-            latency_p50_ms: percentile(&lag, 50.0),
-            latency_p99_ms: percentile(&lag, 99.0),
-            latency_target_ms: LATENCY_TARGET_MS,
+            targets: TARGETS,
+            latency: Percentiles {
+                p50_ms: percentile(&lag, 50.0),
+                p99_ms: percentile(&lag, 99.0),
+            },
             changes_applied: applied,
             throughput_per_second: applied / window_seconds.max(1.0),
-            throughput_target_per_second: THROUGHPUT_TARGET_PER_S,
-            change_error_percent: percent(
-                sum(consumer, "ChangesFailed") + sum(consumer, "ChangesMalformed"),
-                sum(consumer, "ChangesProcessed"),
-            ),
-            rest_error_percent: percent(sum(rest, "ServerErrors"), sum(rest, "Requests")),
-            loss_target_percent: LOSS_TARGET_PERCENT,
-            pushes_sent: sum(consumer, "PushesSent"),
-            pushes_gone: sum(consumer, "PushesGone"),
-            pushes_failed: sum(consumer, "PushesFailed"),
+            error_percent: ErrorRates {
+                changes: percent(
+                    sum(consumer, "ChangesFailed") + sum(consumer, "ChangesMalformed"),
+                    sum(consumer, "ChangesProcessed"),
+                ),
+                rest: percent(sum(rest, "ServerErrors"), sum(rest, "Requests")),
+            },
+            pushes: Pushes {
+                sent: sum(consumer, "PushesSent"),
+                gone: sum(consumer, "PushesGone"),
+                failed: sum(consumer, "PushesFailed"),
+            },
             breakers,
         }
     }
@@ -177,13 +208,13 @@ mod tests {
         let rest = [EmfLine::parse(&rest.to_emf(1_500).to_string()).unwrap()];
 
         let figures = Figures::from_lines(&consumer, &rest, 60.0);
-        assert_eq!(figures.latency_p50_ms, Some(100.0));
-        assert_eq!(figures.latency_p99_ms, Some(300.0));
+        assert_eq!(figures.latency.p50_ms, Some(100.0));
+        assert_eq!(figures.latency.p99_ms, Some(300.0));
         assert_eq!(figures.changes_applied, 19.0);
         assert!((figures.throughput_per_second - 19.0 / 60.0).abs() < 1e-9);
-        assert_eq!(figures.change_error_percent, Some(5.0));
-        assert_eq!(figures.rest_error_percent, Some(2.0));
-        assert_eq!(figures.pushes_sent, 190.0);
+        assert_eq!(figures.error_percent.changes, Some(5.0));
+        assert_eq!(figures.error_percent.rest, Some(2.0));
+        assert_eq!(figures.pushes.sent, 190.0);
         assert_eq!(
             figures.breakers,
             [("consumer → ManagementApi".to_owned(), 2.0)],
@@ -194,8 +225,8 @@ mod tests {
     #[test]
     fn no_traffic_is_no_figure_rather_than_zero() {
         let figures = Figures::from_lines(&[], &[], 60.0);
-        assert_eq!(figures.latency_p99_ms, None);
-        assert_eq!(figures.change_error_percent, None);
+        assert_eq!(figures.latency.p99_ms, None);
+        assert_eq!(figures.error_percent.changes, None);
         assert_eq!(figures.throughput_per_second, 0.0);
     }
 }
