@@ -62,7 +62,12 @@ impl MetricsSource {
                 .await;
             let page = match page {
                 Ok(page) => page,
-                Err(e) if format!("{e:?}").contains("ResourceNotFound") => return Ok(lines),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                {
+                    return Ok(lines)
+                }
                 Err(e) => return Err(format!("{group}: {e}")),
             };
             lines.extend(
