@@ -208,6 +208,22 @@ export_stack_env() {
     AUTH_TOKEN_SECRET="$(auth_secret)" SSE_URL="http://127.0.0.1:$LOCAL_SERVER_PORT/events"
 }
 
+# The stack the fault suite and the soak run against: the consumer carries the fault hook
+# (consumer/fault-injection), the management API is reached through the fault proxy, the
+# emulator persists its state so it can be restarted; seeded, with the local server up and
+# the tests' environment exported. Arguments are template parameters as KEY=VALUE.
+fault_stack_up() {
+  build_functions --features consumer/fault-injection
+  export EMULATOR_PERSIST=1
+  emulator_start
+  fault_proxy_start
+  MANAGEMENT_ENDPOINT_BASE="http://127.0.0.1:$FAULT_PROXY_PORT" deploy_stack "$@"
+  seed_catalogue
+  local_server_start
+  export_stack_env
+  export FAULT_PROXY="127.0.0.1:$FAULT_PROXY_PORT" EMULATOR_RESTART="$ROOT/scripts/emulator restart"
+}
+
 seed_catalogue() {
   say "seeding the catalogue"
   PRODUCTS_TABLE="$(output ProductsTableName)" PHOTOS_BUCKET="$(output PhotosBucketName)" \

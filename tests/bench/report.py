@@ -8,6 +8,8 @@ import os
 import platform
 import subprocess
 
+SOAK_START, SOAK_END = "<!-- soak: written by scripts/soak -->", "<!-- /soak -->"
+
 fig = {k: json.loads(os.environ[k]) for k in ["HANDLER", "FANOUT", "BURST", "STEADY", "API", "COLDSTART"]}
 handler, fanout, burst, steady, api, cold = (fig[k] for k in ["HANDLER", "FANOUT", "BURST", "STEADY", "API", "COLDSTART"])
 inner_loop = json.loads(os.environ.get("INNER_LOOP", "[]"))
@@ -173,5 +175,12 @@ counter, and the generator driving the burst (10 changes per run, back to back):
 change → client p50 1,536 ms, p99 2,175 ms for 500 changes at about 60/s (2026-11-23);
 REST requests about 55 ms at the median; bootstraps 38–46 MB.
 """
+# The soak's section is written by scripts/soak (tests/bench/soak_report.py) and kept here.
+try:
+    current = open("BENCHMARKS.md").read()
+    soak = current[current.index(SOAK_START):current.index(SOAK_END) + len(SOAK_END)]
+    text = text.replace("## History", soak + "\n\n## History", 1)
+except (OSError, ValueError):
+    pass
 open("BENCHMARKS.md", "w").write(text)
 print("wrote BENCHMARKS.md")

@@ -103,6 +103,13 @@ impl Stack {
 
     /// Invokes the generator once, synchronously, and returns the changes it published.
     pub async fn run_generator(&self) -> Vec<Published> {
+        self.try_run_generator()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Invokes the generator once; says why when the invocation or the function failed.
+    pub async fn try_run_generator(&self) -> Result<Vec<Published>, String> {
         let out = self
             .lambda
             .invoke()
@@ -112,15 +119,50 @@ impl Stack {
             )))
             .send()
             .await
-            .expect("invoke generator");
+            .map_err(|e| {
+                format!(
+                    "invoke generator: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                )
+            })?;
         let payload = out.payload.map(|b| b.into_inner()).unwrap_or_default();
-        assert!(
-            out.function_error.is_none(),
-            "generator failed: {}",
-            String::from_utf8_lossy(&payload)
-        );
-        let report: Value = serde_json::from_slice(&payload).expect("generator returns JSON");
-        serde_json::from_value(report["published"].clone()).expect("report lists published changes")
+        if out.function_error.is_some() {
+            return Err(format!(
+                "generator failed: {}",
+                String::from_utf8_lossy(&payload)
+            ));
+        }
+        let report: Value = serde_json::from_slice(&payload)
+            .map_err(|e| format!("generator returned no JSON ({e})"))?;
+        serde_json::from_value(report["published"].clone())
+            .map_err(|e| format!("the generator's report lists no published changes ({e})"))
+    }
+
+    /// Uploads a photo through the REST API, as the page and `curl` do.
+    pub async fn upload_photo(
+        &self,
+        product_id: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> http::HttpResponse {
+        let auth = self.bearer();
+        http::request(
+            "PUT",
+            &format!("{}/products/{product_id}/photo", self.rest_url),
+            &[("authorization", &auth), ("content-type", content_type)],
+            body,
+        )
+        .await
+    }
+
+    pub async fn object_exists(&self, key: &str) -> bool {
+        self.s3
+            .head_object()
+            .bucket(self.output("PhotosBucketName"))
+            .key(key)
+            .send()
+            .await
+            .is_ok()
     }
 
     pub async fn product(&self, product_id: &str) -> Product {
@@ -594,9 +636,17 @@ impl WsClient {
     }
 
     pub fn send(&self, text: impl Into<String>) {
-        self.outgoing
-            .send(Message::text(text.into()))
-            .expect("client is open");
+        assert!(self.try_send(text), "client is open");
+    }
+
+    /// Sends a text frame; false when the connection has already ended.
+    pub fn try_send(&self, text: impl Into<String>) -> bool {
+        self.outgoing.send(Message::text(text.into())).is_ok()
+    }
+
+    /// Whether the connection is still up (the server has not closed or dropped it).
+    pub fn is_open(&self) -> bool {
+        !self.reader.is_finished()
     }
 
     pub fn frames(&self) -> Vec<Value> {
@@ -652,6 +702,21 @@ impl WsClient {
     pub fn abandon(self) {
         self.reader.abort();
     }
+}
+
+/// A real PNG of `side`×`side` pixels.
+pub fn png(side: u32, shade: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let pixels: Vec<u8> = (0..side * side)
+        .flat_map(|i| [shade, (i % 251) as u8, 200])
+        .collect();
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&pixels).unwrap();
+    drop(writer);
+    out
 }
 
 /// Versions per product, in the order a client received them.

@@ -19,16 +19,24 @@ pub struct SseConnection {
 
 impl SseConnection {
     pub async fn open(url: &str, last_event_id: Option<&LogPosition>) -> SseConnection {
+        SseConnection::try_open(url, last_event_id)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the SSE stream at {url}: {e}"))
+    }
+
+    /// Opens the stream, or says why the connection could not be made.
+    pub async fn try_open(
+        url: &str,
+        last_event_id: Option<&LogPosition>,
+    ) -> std::io::Result<SseConnection> {
         let rest = url.strip_prefix("http://").expect("an http:// SSE URL");
         let (authority, path) = rest.split_at(rest.find('/').unwrap());
-        let mut stream = TcpStream::connect(authority)
-            .await
-            .expect("connect to the SSE stream");
+        let mut stream = TcpStream::connect(authority).await?;
         let resume = last_event_id.map_or(String::new(), |id| format!("Last-Event-ID: {id}\r\n"));
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: text/event-stream\r\nConnection: close\r\n{resume}\r\n"
         );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(request.as_bytes()).await?;
         let events: Arc<Mutex<Vec<(LogPosition, String, String)>>> = Arc::default();
         let sink = events.clone();
         let reader = tokio::spawn(async move {
@@ -57,7 +65,12 @@ impl SseConnection {
                 }
             }
         });
-        SseConnection { events, reader }
+        Ok(SseConnection { events, reader })
+    }
+
+    /// Whether the server has ended this response (a session's end, or an error).
+    pub fn is_closed(&self) -> bool {
+        self.reader.is_finished()
     }
 
     pub fn events(&self) -> Vec<(LogPosition, String, String)> {

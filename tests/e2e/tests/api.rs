@@ -4,54 +4,17 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::http::{self, HttpResponse};
-use e2e::{eventually, Stack, WsClient};
+use e2e::http;
+use e2e::{eventually, png, Stack, WsClient};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A real PNG of `side`×`side` pixels.
-fn png(side: u32, shade: u8) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, side, side);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    let pixels: Vec<u8> = (0..side * side)
-        .flat_map(|i| [shade, (i % 251) as u8, 200])
-        .collect();
-    let mut writer = encoder.write_header().unwrap();
-    writer.write_image_data(&pixels).unwrap();
-    drop(writer);
-    out
-}
 
 fn png_side(bytes: &[u8]) -> (u32, u32) {
     let reader = png::Decoder::new(std::io::Cursor::new(bytes))
         .read_info()
         .expect("a PNG");
     (reader.info().width, reader.info().height)
-}
-
-async fn upload(stack: &Stack, product_id: &str, content_type: &str, body: &[u8]) -> HttpResponse {
-    let auth = stack.bearer();
-    http::request(
-        "PUT",
-        &format!("{}/products/{product_id}/photo", stack.rest_url),
-        &[("authorization", &auth), ("content-type", content_type)],
-        body,
-    )
-    .await
-}
-
-async fn object_exists(stack: &Stack, key: &str) -> bool {
-    stack
-        .s3
-        .head_object()
-        .bucket(stack.output("PhotosBucketName"))
-        .key(key)
-        .send()
-        .await
-        .is_ok()
 }
 
 #[tokio::test]
@@ -167,18 +130,25 @@ async fn writes_and_websocket_connects_need_a_valid_token() {
     .await;
     assert_eq!(refused.status, 401);
     assert_eq!(
-        upload(&stack, "p-003", "text/plain", b"hello").await.status,
+        stack
+            .upload_photo("p-003", "text/plain", b"hello")
+            .await
+            .status,
         415
     );
     assert_eq!(
-        upload(&stack, "p-003", "image/png", b"GIF89a nope")
+        stack
+            .upload_photo("p-003", "image/png", b"GIF89a nope")
             .await
             .status,
         415
     );
     let too_big = [png(8, 1), vec![0u8; 300_000]].concat();
     assert_eq!(
-        upload(&stack, "p-003", "image/png", &too_big).await.status,
+        stack
+            .upload_photo("p-003", "image/png", &too_big)
+            .await
+            .status,
         413
     );
 
@@ -215,7 +185,9 @@ async fn writes_and_websocket_connects_need_a_valid_token() {
 async fn an_upload_becomes_a_thumbnail_and_clients_receive_product_photo_changed() {
     let stack = Stack::load().await;
     let client = WsClient::subscribed(&stack.ws_url, Some(&["p-040"])).await;
-    let accepted = upload(&stack, "p-040", "image/png", &png(300, 40)).await;
+    let accepted = stack
+        .upload_photo("p-040", "image/png", &png(300, 40))
+        .await;
     assert_eq!(
         accepted.status,
         202,
@@ -228,7 +200,7 @@ async fn an_upload_becomes_a_thumbnail_and_clients_receive_product_photo_changed
     let thumb_key = format!("photos/thumb/p-040/v{version}.png");
 
     eventually("the thumbnail in S3", WAIT, || {
-        object_exists(&stack, &thumb_key)
+        stack.object_exists(&thumb_key)
     })
     .await;
     client
@@ -346,7 +318,7 @@ async fn each_photo_job_is_processed_by_exactly_one_worker() {
         let (_, runs) = job_record(&stack, &job.job_id).await.unwrap();
         assert_eq!(runs, 1, "job {} completed {runs} times", job.job_id);
         let thumb = photos_thumb(job);
-        assert!(object_exists(&stack, &thumb).await, "{thumb}");
+        assert!(stack.object_exists(&thumb).await, "{thumb}");
     }
 }
 
@@ -360,7 +332,7 @@ async fn a_corrupt_upload_lands_in_the_photo_jobs_dlq_with_its_reason() {
     let stack = Stack::load().await;
     let mut corrupt = png(16, 9);
     corrupt.truncate(30); // the PNG signature survives, the image does not
-    let accepted = upload(&stack, "p-055", "image/png", &corrupt).await;
+    let accepted = stack.upload_photo("p-055", "image/png", &corrupt).await;
     assert_eq!(accepted.status, 202);
     let key = accepted.json()["photoKey"].as_str().unwrap().to_owned();
     let dlq = stack.output("PhotoJobsDeadLetterQueueUrl").to_owned();
