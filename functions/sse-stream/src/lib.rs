@@ -202,16 +202,23 @@ pub async fn run_session(
     }
     let mut quiet_since = Instant::now();
     while Instant::now() < ends {
+        // The counters first (one request): only a shard that moved past the session is read.
+        let head = log.head().await?;
+        let moved: Vec<usize> = wanted_shards
+            .iter()
+            .copied()
+            .filter(|&shard| head.0[shard] > order.position.0[shard])
+            .collect();
         let reads = futures::future::try_join_all(
-            wanted_shards
+            moved
                 .iter()
-                .map(|&shard| log.read_after(shard, order.position.0[shard], PAGE)),
+                .map(|&shard| log.read_after(shard, order.position.0[shard], head.0[shard], PAGE)),
         )
         .await?;
         let full_page = reads.iter().any(|entries| entries.len() == PAGE);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut admitted = vec![std::collections::VecDeque::new(); shards];
-        for (&shard, entries) in wanted_shards.iter().zip(reads) {
+        for (&shard, entries) in moved.iter().zip(reads) {
             admitted[shard] = order.admit(shard, entries, now_ms).into();
         }
         for entry in merge_by_log_time(admitted) {

@@ -193,6 +193,29 @@ impl Stack {
             .collect()
     }
 
+    /// Waits until no connection record is left but those in `before`, running the generator
+    /// meanwhile: a client that vanished without a close frame is removed by the 410 of the
+    /// next push to it. Returns how many are left after `timeout`.
+    pub async fn wait_for_connections_cleared(
+        &self,
+        before: &std::collections::BTreeSet<String>,
+        timeout: Duration,
+    ) -> usize {
+        let left = || async {
+            self.connection_ids()
+                .await
+                .into_iter()
+                .filter(|id| !before.contains(id))
+                .count()
+        };
+        let deadline = Instant::now() + timeout;
+        while left().await > 0 && Instant::now() < deadline {
+            let _ = self.try_run_generator().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        left().await
+    }
+
     /// Publishes like the generator does. `delivery` tells deliveries of the same change
     /// apart: SNS FIFO deduplicates equal ids, and these tests want at-least-once repeats.
     pub async fn publish(&self, change: &ProductChanged, delivery: u32) {

@@ -427,3 +427,99 @@ async fn a_client_over_its_frame_rate_gets_rate_limited_error_frames() {
         "each frame got one reply: {frames:?}"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator: scripts/test runs it"]
+async fn the_change_log_is_read_in_order_across_its_partitions() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use catalog_core::aws::{DynamoChangeLog, ENTRIES_PER_PARTITION};
+    use catalog_core::ports::ChangeLog;
+
+    // A table of its own, shaped like the stack's, so no SSE reader of the stack sees these.
+    let stack = Stack::load().await;
+    let table = format!("e2e-change-log-{}", uuid::Uuid::new_v4().simple());
+    let attribute = |name: &str, kind| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    stack
+        .dynamo
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("stream", ScalarAttributeType::S))
+        .attribute_definitions(attribute("seq", ScalarAttributeType::N))
+        .key_schema(key("stream", KeyType::Hash))
+        .key_schema(key("seq", KeyType::Range))
+        .send()
+        .await
+        .expect("CreateTable");
+    let log = DynamoChangeLog::new(stack.dynamo.clone(), &table, 3600, 2);
+
+    // One product, so one shard: its entries span three partitions.
+    let count = 2 * ENTRIES_PER_PARTITION + 17;
+    let mut shard = 0;
+    for i in 0..count {
+        shard = log
+            .append("productChanged", "p-001", &format!("{{\"n\":{i}}}"))
+            .await
+            .unwrap()
+            .0;
+    }
+    let head = log.head().await.unwrap();
+    assert_eq!(head.0[shard], count);
+
+    // From anywhere, in pages of any size, every entry once and in order.
+    for (start, page) in [
+        (0, 500),
+        (0, 7),
+        (ENTRIES_PER_PARTITION - 1, 30),
+        (150, 1000),
+    ] {
+        let mut seqs = Vec::new();
+        let mut after = start;
+        loop {
+            let entries = log
+                .read_after(shard, after, head.0[shard], page)
+                .await
+                .unwrap();
+            assert!(entries.len() <= page);
+            let Some(last) = entries.last() else { break };
+            after = last.seq;
+            seqs.extend(entries.iter().map(|e| e.seq));
+        }
+        assert_eq!(
+            seqs,
+            ((start + 1)..=count).collect::<Vec<_>>(),
+            "from {start} in pages of {page}"
+        );
+    }
+    // Nothing past the head a reader was given, nothing from the other shard.
+    let through = log.read_after(shard, 0, 120, 500).await.unwrap();
+    assert_eq!(through.last().map(|e| e.seq), Some(120));
+    assert!(log
+        .read_after(1 - shard, 0, count, 500)
+        .await
+        .unwrap()
+        .is_empty());
+
+    stack
+        .dynamo
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("DeleteTable");
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::{eventually, Refusal, Stack, WsClient};
+use e2e::{Refusal, Stack, WsClient};
 use serde_json::Value;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -222,25 +222,10 @@ async fn a_connection_storm_is_accepted_or_refused_with_a_status_and_leaves_noth
             client.abandon();
         }
     }
-    let leftover = || async {
-        stack
-            .connection_ids()
-            .await
-            .into_iter()
-            .filter(|id| !earlier.contains(id))
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while leftover().await > 0 && Instant::now() < deadline {
-        stack.run_generator().await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    eventually(
-        "no connection record of the storm left",
-        Duration::from_secs(5),
-        || async { leftover().await == 0 },
-    )
-    .await;
+    let left = stack
+        .wait_for_connections_cleared(&earlier, Duration::from_secs(120))
+        .await;
+    assert_eq!(left, 0, "no connection record of the storm is left");
 
     sampling.store(false, Ordering::Relaxed);
     let (lowest_mib, most_processes) = sampler.await.expect("sampler");

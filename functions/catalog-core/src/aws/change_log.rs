@@ -33,8 +33,14 @@ fn counter_key(shard: usize) -> String {
     format!("counter#{shard}")
 }
 
-fn entries_key(shard: usize) -> String {
-    format!("changes#{shard}")
+/// Entries per partition: a shard's entries are spread over partitions of this many
+/// consecutive sequence numbers, so a read touches a bounded item collection however long
+/// the retention window is (an emulator that evaluates a Query item by item pays for the
+/// whole partition; DynamoDB itself keeps every item collection small).
+pub const ENTRIES_PER_PARTITION: u64 = 100;
+
+fn entries_key(shard: usize, seq: u64) -> String {
+    format!("changes#{shard}#{}", seq / ENTRIES_PER_PARTITION)
 }
 
 fn entry_from_item(shard: usize, item: &Item) -> Result<LogEntry, DownstreamError> {
@@ -79,7 +85,7 @@ impl ChangeLog for DynamoChangeLog {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("stream", s(entries_key(shard)))
+            .item("stream", s(entries_key(shard, seq)))
             .item("seq", n(seq))
             .item("eventType", s(event_type))
             .item("productId", s(product_id))
@@ -96,25 +102,41 @@ impl ChangeLog for DynamoChangeLog {
         &self,
         shard: usize,
         after: u64,
+        through: u64,
         limit: usize,
     ) -> Result<Vec<LogEntry>, DownstreamError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#stream = :stream AND seq > :after")
-            .expression_attribute_names("#stream", "stream")
-            .expression_attribute_values(":stream", s(entries_key(shard)))
-            .expression_attribute_values(":after", n(after))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| DownstreamError::aws("Query change log", e))?;
-        out.items()
-            .iter()
-            .map(|item| entry_from_item(shard, item))
-            .collect()
+        let mut entries = Vec::new();
+        let mut from = after + 1;
+        // One partition after another, each from where the last one stopped.
+        while from <= through && entries.len() < limit {
+            let partition_end = (from / ENTRIES_PER_PARTITION + 1) * ENTRIES_PER_PARTITION - 1;
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#stream = :stream AND seq BETWEEN :from AND :to")
+                .expression_attribute_names("#stream", "stream")
+                .expression_attribute_values(":stream", s(entries_key(shard, from)))
+                .expression_attribute_values(":from", n(from))
+                .expression_attribute_values(":to", n(partition_end.min(through)))
+                .limit(i32::try_from(limit - entries.len()).unwrap_or(i32::MAX))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| DownstreamError::aws("Query change log", e))?;
+            let page: Vec<LogEntry> = out
+                .items()
+                .iter()
+                .map(|item| entry_from_item(shard, item))
+                .collect::<Result<_, _>>()?;
+            let read_to_the_end = out.last_evaluated_key.is_none();
+            from = match page.last() {
+                Some(last) if !read_to_the_end => last.seq + 1,
+                _ => partition_end + 1,
+            };
+            entries.extend(page);
+        }
+        Ok(entries)
     }
 
     async fn head(&self) -> Result<LogPosition, DownstreamError> {

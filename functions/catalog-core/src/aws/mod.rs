@@ -14,7 +14,7 @@ pub mod products;
 pub mod publisher;
 pub mod push;
 
-pub use change_log::DynamoChangeLog;
+pub use change_log::{DynamoChangeLog, ENTRIES_PER_PARTITION};
 pub use connections::DynamoConnections;
 pub use dead_letters::SqsDeadLetters;
 pub use downstreams::Downstreams;

@@ -114,11 +114,13 @@ pub trait ChangeLog: Send + Sync {
         product_id: &str,
         data: &str,
     ) -> Result<(usize, u64), DownstreamError>;
-    /// A shard's entries with a sequence number above `after`, in order, at most `limit`.
+    /// A shard's entries with a sequence number above `after` and at most `through` (the
+    /// shard's head as [`ChangeLog::head`] read it), in order, at most `limit`.
     async fn read_after(
         &self,
         shard: usize,
         after: u64,
+        through: u64,
         limit: usize,
     ) -> Result<Vec<LogEntry>, DownstreamError>;
     /// The last sequence number handed out in each shard.
@@ -190,6 +192,7 @@ pub mod fake {
             &self,
             shard: usize,
             after: u64,
+            through: u64,
             limit: usize,
         ) -> Result<Vec<LogEntry>, DownstreamError> {
             let mut found: Vec<LogEntry> = self
@@ -197,7 +200,7 @@ pub mod fake {
                 .lock()
                 .unwrap()
                 .iter()
-                .filter(|e| e.shard == shard && e.seq > after)
+                .filter(|e| e.shard == shard && e.seq > after && e.seq <= through)
                 .cloned()
                 .collect();
             found.sort_by_key(|e| e.seq);

@@ -675,11 +675,14 @@ async fn log_entries(stack: &Stack, head: &LogPosition) -> Vec<Vec<u64>> {
     for (shard, &last) in head.0.iter().enumerate() {
         let (mut seqs, mut after) = (Vec::new(), 0);
         loop {
-            let page = log.read_after(shard, after, 500).await.expect("read the change log");
+            let page = log
+                .read_after(shard, after, last, 500)
+                .await
+                .expect("read the change log");
             let Some(end) = page.last().map(|e| e.seq) else {
                 break;
             };
-            seqs.extend(page.iter().map(|e| e.seq).filter(|&s| s <= last));
+            seqs.extend(page.iter().map(|e| e.seq));
             after = end;
         }
         shards.push(seqs);
@@ -895,21 +898,9 @@ async fn audit_dead_letters(stack: &Stack, ledger: &Ledger) -> Check {
 }
 
 async fn audit_connections(stack: &Stack, before: &BTreeSet<String>) -> Check {
-    let ours = || async {
-        stack
-            .connection_ids()
-            .await
-            .into_iter()
-            .filter(|id| !before.contains(id))
-            .count()
-    };
-    // A client that vanished without a close frame is removed by the 410 of the next push.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ours().await > 0 && Instant::now() < deadline {
-        let _ = stack.try_run_generator().await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    let left = ours().await;
+    let left = stack
+        .wait_for_connections_cleared(before, Duration::from_secs(120))
+        .await;
     check(
         "no connection record leaked",
         left == 0,
