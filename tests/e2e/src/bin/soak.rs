@@ -1025,7 +1025,8 @@ async fn main() {
         task.await.expect("SSE reader");
     }
 
-    let ledger = ledger.lock().unwrap_or_else(|e| e.into_inner());
+    // Every task that wrote to it has finished.
+    let ledger = std::mem::take(&mut *ledger.lock().unwrap_or_else(|e| e.into_inner()));
     let readers: Vec<SseLog> = readers
         .into_iter()
         .map(|r| std::mem::take(&mut *r.lock().unwrap()))
