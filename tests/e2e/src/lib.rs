@@ -753,6 +753,38 @@ pub fn versions_by_product(frames: &[Value]) -> BTreeMap<String, Vec<u64>> {
     map
 }
 
+/// A setting from the environment, or `default` when it is unset or unreadable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The value at percentile `p` of sorted values (nearest rank); NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Restarts the emulator through the command scripts/test and scripts/soak name in
+/// EMULATOR_RESTART (scripts/emulator restart: SIGTERM, which saves the persisted state,
+/// then start again).
+pub fn restart_emulator() {
+    let command = std::env::var("EMULATOR_RESTART").expect(
+        "EMULATOR_RESTART names the command that restarts the emulator; scripts/test sets it",
+    );
+    let status = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&command)
+        .status()
+        .expect("run the emulator restart command");
+    assert!(status.success(), "`{command}` failed: {status}");
+}
+
 /// Polls `check` until it returns true.
 pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

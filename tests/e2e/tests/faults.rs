@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use catalog_core::{Product, ProductChanged, StockAndPrice};
-use e2e::{change_of, eventually, versions_by_product, ManagementFault, Stack, WsClient};
+use e2e::{
+    change_of, eventually, restart_emulator, versions_by_product, ManagementFault, Stack, WsClient,
+};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -433,20 +435,6 @@ async fn scenario_5_a_thousand_malformed_messages_and_frames_lose_nothing_good()
     for s in senders {
         s.close().await;
     }
-}
-
-/// Restarts the emulator through the command scripts/test names in EMULATOR_RESTART
-/// (scripts/emulator restart: SIGTERM, which saves the persisted state, then start again).
-fn restart_emulator() {
-    let command = std::env::var("EMULATOR_RESTART").expect(
-        "EMULATOR_RESTART names the command that restarts the emulator; scripts/test sets it",
-    );
-    let status = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(&command)
-        .status()
-        .expect("run the emulator restart command");
-    assert!(status.success(), "`{command}` failed: {status}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::{Refusal, Stack, WsClient};
+use e2e::{env_or, Refusal, Stack, WsClient};
 use serde_json::Value;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,13 +22,6 @@ const SUBSCRIBE_ATTEMPTS: u32 = 12;
 /// Available memory moves with everything else on the machine (page cache, the test
 /// itself); what the storm must give back is its processes, hundreds of MB at 1,000 clients.
 const MEMORY_TOLERANCE_MIB: u64 = 256;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// MiB of memory available on the machine.
 fn available_mib() -> u64 {

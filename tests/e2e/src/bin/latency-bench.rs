@@ -15,15 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use catalog_core::{Product, StockAndPrice};
-use e2e::{change_of, Stack, WsClient};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
+use e2e::{change_of, percentile, Stack, WsClient};
 
 async fn clients(stack: &Stack, count: usize) -> Vec<WsClient> {
     let mut clients = Vec::new();

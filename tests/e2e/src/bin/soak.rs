@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use catalog_core::ports::LogPosition;
 use chrono::{DateTime, Utc};
 use e2e::sse::SseConnection;
-use e2e::{png, ManagementFault, Published, Received, Stack, WsClient};
+use e2e::{env_or, percentile, png, ManagementFault, Published, Received, Stack, WsClient};
 use serde_json::{json, Value};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -41,13 +41,6 @@ const END_GRACE: chrono::Duration = chrono::Duration::seconds(5);
 /// batch waits out its visibility, a restarted emulator takes seconds to come back.
 const END_GRACE_NEAR_A_FAULT: chrono::Duration = chrono::Duration::seconds(90);
 const POISON_MARKER: &str = "soak-poison";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Settings {
     duration: Duration,
@@ -123,14 +116,6 @@ struct Ledger {
 }
 
 type Shared = Arc<Mutex<Ledger>>;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 /// A WebSocket URL with a token of its own: a long soak outlives any one token.
 fn ws_url(stack: &Stack) -> String {
@@ -395,18 +380,9 @@ async fn in_flight_changes(stack: &Stack) -> u64 {
         .unwrap_or(0)
 }
 
-fn restart_emulator() -> String {
-    let command = std::env::var("EMULATOR_RESTART").expect(
-        "EMULATOR_RESTART names the command that restarts the emulator; scripts/soak sets it",
-    );
+fn restart_emulator_timed() -> String {
     let started = Instant::now();
-    let status = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(&command)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run the emulator restart command");
-    assert!(status.success(), "`{command}` failed: {status}");
+    e2e::restart_emulator();
     format!(
         "emulator restarted ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -422,7 +398,7 @@ async fn inject_fault(stack: &Stack, number: usize) -> String {
             drop(fault);
             "management API answered 502 for 20 s".to_owned()
         }
-        _ => tokio::task::block_in_place(restart_emulator),
+        _ => tokio::task::block_in_place(restart_emulator_timed),
     }
 }
 
