@@ -14,8 +14,10 @@ pub const MAX_SUBSCRIBED_PRODUCTS: usize = 500;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientFrame {
     /// Receive only these products; an empty set is not allowed (use no filter instead).
+    /// `batched`: receive a batch's changes as one `batch` frame instead of one frame each.
     Subscribe {
         product_ids: Option<BTreeSet<String>>,
+        batched: bool,
     },
     Snapshot,
 }
@@ -50,6 +52,8 @@ struct SubscribeBody {
     #[allow(dead_code)]
     action: String,
     product_ids: Option<Vec<String>>,
+    #[serde(default)]
+    batched: bool,
 }
 
 impl ClientFrame {
@@ -90,7 +94,10 @@ impl ClientFrame {
                     }
                     Some(ids) => Some(ids.into_iter().collect()),
                 };
-                Ok(ClientFrame::Subscribe { product_ids })
+                Ok(ClientFrame::Subscribe {
+                    product_ids,
+                    batched: body.batched,
+                })
             }
             "snapshot" => Ok(ClientFrame::Snapshot),
             other => Err(FrameError::UnknownAction(other.to_owned())),
@@ -129,7 +136,14 @@ pub enum ServerFrame {
     #[serde(rename_all = "camelCase")]
     Subscribed {
         product_ids: Option<BTreeSet<String>>,
+        /// Present (true) only for a batched subscription, so other clients see what they always did.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        batched: bool,
     },
+    /// Several `productChanged` / `productPhotoChanged` frames, in the order they were handled
+    /// (a product's changes in version order), for clients that subscribed with `batched`.
+    #[serde(rename_all = "camelCase")]
+    Batch { frames: Vec<ServerFrame> },
     #[serde(rename_all = "camelCase")]
     Snapshot {
         part: usize,
@@ -174,6 +188,7 @@ impl ServerFrame {
             ServerFrame::ProductChanged { .. } => "productChanged",
             ServerFrame::ProductPhotoChanged { .. } => "productPhotoChanged",
             ServerFrame::Subscribed { .. } => "subscribed",
+            ServerFrame::Batch { .. } => "batch",
             ServerFrame::Snapshot { .. } => "snapshot",
             ServerFrame::Error { .. } => "error",
         }
@@ -222,6 +237,19 @@ impl ServerFrame {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialize")
     }
+
+    /// A `batch` frame from frames already serialized, without parsing them again.
+    pub fn batch_json<'a>(frames: impl IntoIterator<Item = &'a str>) -> String {
+        let mut json = String::from(r#"{"type":"batch","frames":["#);
+        for (i, frame) in frames.into_iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(frame);
+        }
+        json.push_str("]}");
+        json
+    }
 }
 
 #[cfg(test)]
@@ -240,8 +268,64 @@ mod tests {
         assert_eq!(
             frame,
             ClientFrame::Subscribe {
-                product_ids: Some(ids(&["p-001", "p-002"]))
+                product_ids: Some(ids(&["p-001", "p-002"])),
+                batched: false,
             }
+        );
+    }
+
+    #[test]
+    fn subscribe_batched() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"subscribe","batched":true}"#).unwrap(),
+            ClientFrame::Subscribe {
+                product_ids: None,
+                batched: true,
+            }
+        );
+        let err = ClientFrame::parse(r#"{"action":"subscribe","batched":"yes"}"#).unwrap_err();
+        assert_eq!(err.code(), "invalid_field", "{err}");
+    }
+
+    #[test]
+    fn a_subscribed_frame_names_batched_only_when_it_is() {
+        let plain = ServerFrame::Subscribed {
+            product_ids: None,
+            batched: false,
+        };
+        assert_eq!(
+            plain.to_json(),
+            r#"{"type":"subscribed","productIds":null}"#
+        );
+        let batched = ServerFrame::Subscribed {
+            product_ids: None,
+            batched: true,
+        };
+        assert_eq!(
+            batched.to_json(),
+            r#"{"type":"subscribed","productIds":null,"batched":true}"#
+        );
+    }
+
+    #[test]
+    fn a_batch_frame_holds_the_frames_as_they_were() {
+        let frames = [
+            ServerFrame::error(&FrameError::MissingAction),
+            ServerFrame::error(&FrameError::UnknownAction("x".into())),
+        ];
+        let jsons: Vec<String> = frames.iter().map(ServerFrame::to_json).collect();
+        let batch = ServerFrame::batch_json(jsons.iter().map(String::as_str));
+        let parsed: ServerFrame = serde_json::from_str(&batch).unwrap();
+        assert_eq!(
+            parsed,
+            ServerFrame::Batch {
+                frames: frames.to_vec()
+            }
+        );
+        assert_eq!(parsed.type_name(), "batch");
+        assert_eq!(
+            ServerFrame::batch_json([]),
+            r#"{"type":"batch","frames":[]}"#
         );
     }
 
@@ -249,7 +333,10 @@ mod tests {
     fn subscribe_without_ids_means_everything() {
         assert_eq!(
             ClientFrame::parse(r#"{"action":"subscribe"}"#).unwrap(),
-            ClientFrame::Subscribe { product_ids: None }
+            ClientFrame::Subscribe {
+                product_ids: None,
+                batched: false,
+            }
         );
     }
 

@@ -182,6 +182,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         let batch = Batch {
             started: Instant::now(),
             gone: Default::default(),
+            handled: Default::default(),
             completed: AtomicUsize::new(0),
             len: event.records.len(),
         };
@@ -195,14 +196,74 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             received: event.records.len(),
             ..BatchCounts::default()
         };
-        let mut response = SqsBatchResponse::default();
+        let mut failed: HashSet<String> = HashSet::new();
         for (failed_ids, group_counts) in results {
             counts.merge(group_counts);
-            response
-                .batch_item_failures
-                .extend(failed_ids.into_iter().map(sqs_batch::retry_later));
+            failed.extend(failed_ids);
         }
+        let coalesced_failed = self.push_batched(&batch, &mut counts).await;
+        let returned_before = failed.len();
+        failed.extend(coalesced_failed);
+        let retry = returned_in_group_order(&event.records, &failed);
+        counts.failed += retry.len().saturating_sub(returned_before);
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = retry.into_iter().map(sqs_batch::retry_later).collect();
         (response, counts)
+    }
+
+    /// Sends each batched connection one `batch` frame with the batch's frames it wants.
+    /// Returns the message ids of the records whose frame did not reach a connection.
+    async fn push_batched(&self, batch: &Batch, counts: &mut BatchCounts) -> Vec<String> {
+        let handled = std::mem::take(&mut *batch.handled.lock().expect("handled frames"));
+        if handled.is_empty() {
+            return Vec::new();
+        }
+        let every_record = || handled.iter().map(|h| h.message_id.clone()).collect();
+        let connections = match self
+            .connection_cache
+            .get(&self.connections, batch.started)
+            .await
+        {
+            Ok(connections) => connections,
+            Err(err) => {
+                warn!(error = %err, "connection list unreadable; the batch's changes return to the queue");
+                return every_record();
+            }
+        };
+        let jobs: Vec<(&str, String, Vec<&HandledFrame>)> = {
+            let gone = batch.gone.lock().expect("gone set");
+            connections
+                .iter()
+                .filter(|c| c.batched && !gone.contains(&c.connection_id))
+                .filter_map(|c| {
+                    let frames: Vec<&HandledFrame> = handled
+                        .iter()
+                        .filter(|h| wants(c.product_ids.as_ref(), &h.product_id))
+                        .collect();
+                    (!frames.is_empty()).then(|| {
+                        let json = ServerFrame::batch_json(frames.iter().map(|h| h.json.as_str()));
+                        (c.connection_id.as_str(), json, frames)
+                    })
+                })
+                .collect()
+        };
+        let sends: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|(c, json, _)| (*c, json.as_str()))
+            .collect();
+        match self.push_each(&sends, batch, counts).await {
+            Ok(failed) => {
+                let ids: HashSet<&str> = failed
+                    .into_iter()
+                    .flat_map(|i| jobs[i].2.iter().map(|h| h.message_id.as_str()))
+                    .collect();
+                ids.into_iter().map(str::to_owned).collect()
+            }
+            Err(err) => {
+                warn!(error = %err, "connection store failed while pushing batches; the batch's changes return to the queue");
+                every_record()
+            }
+        }
     }
 
     /// One message group in order: the ids to return to the queue, and what happened.
@@ -266,7 +327,17 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             self.push_to_subscribers(&frame, &frame_json, batch, counts)
         );
         logged?;
-        pushed
+        pushed?;
+        batch
+            .handled
+            .lock()
+            .expect("handled frames")
+            .push(HandledFrame {
+                message_id: record.message_id.clone().unwrap_or_default(),
+                product_id: frame.product_id().unwrap_or_default().to_owned(),
+                json: frame_json,
+            });
+        Ok(())
     }
 
     /// Applies a product change; the frame to push, or `None` if it was stale.
@@ -295,7 +366,8 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         Ok(Some(ServerFrame::product_changed(change, product)))
     }
 
-    /// Pushes a frame to every connection that wants its product, concurrently.
+    /// Pushes a frame to every connection that wants its product, one frame per change,
+    /// concurrently; batched connections get it at the end of the batch (`push_batched`).
     async fn push_to_subscribers(
         &self,
         frame: &ServerFrame,
@@ -308,48 +380,84 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             .connection_cache
             .get(&self.connections, batch.started)
             .await?;
-        let targets: Vec<&Connection> = {
+        let sends: Vec<(&str, &str)> = {
             let gone = batch.gone.lock().expect("gone set");
             connections
                 .iter()
-                .filter(|c| wants(c.product_ids.as_ref(), product_id))
+                .filter(|c| !c.batched && wants(c.product_ids.as_ref(), product_id))
                 .filter(|c| !gone.contains(&c.connection_id))
+                .map(|c| (c.connection_id.as_str(), frame_json))
                 .collect()
         };
-        let results: Vec<(String, Result<(), PushError>)> = stream::iter(targets)
-            .map(|c| async {
-                (
-                    c.connection_id.clone(),
-                    self.pusher.push(&c.connection_id, frame_json).await,
-                )
+        let failed = self.push_each(&sends, batch, counts).await?.len();
+        if failed > 0 {
+            return Err(RecordError::Push {
+                failed,
+                attempted: sends.len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Pushes each payload to its connection, `push_concurrency` at a time. A connection that
+    /// answers 410 is removed and not pushed to again in this batch. Returns the indices of
+    /// the sends that failed otherwise.
+    async fn push_each(
+        &self,
+        sends: &[(&str, &str)],
+        batch: &Batch,
+        counts: &mut BatchCounts,
+    ) -> Result<Vec<usize>, DownstreamError> {
+        let results: Vec<(usize, Result<(), PushError>)> = stream::iter(sends.iter().enumerate())
+            .map(|(i, (connection_id, payload))| async move {
+                (i, self.pusher.push(connection_id, payload).await)
             })
             .buffer_unordered(self.push_concurrency.max(1))
             .collect()
             .await;
-        let attempted = results.len();
-        let mut failed = 0;
-        for (connection_id, result) in results {
+        let mut failed = Vec::new();
+        for (i, result) in results {
+            let connection_id = sends[i].0;
             match result {
                 Ok(()) => counts.pushes_sent += 1,
                 Err(PushError::Gone) => {
                     counts.pushes_gone += 1;
                     info!(connection_id = %connection_id, "connection gone (410); removing its record");
-                    self.connections.remove(&connection_id).await?;
-                    self.connection_cache.forget(&connection_id).await;
-                    batch.gone.lock().expect("gone set").insert(connection_id);
+                    self.connections.remove(connection_id).await?;
+                    self.connection_cache.forget(connection_id).await;
+                    batch
+                        .gone
+                        .lock()
+                        .expect("gone set")
+                        .insert(connection_id.to_owned());
                 }
                 Err(err) => {
                     counts.pushes_failed += 1;
-                    failed += 1;
+                    failed.push(i);
                     warn!(connection_id = %connection_id, error = %err, "push failed");
                 }
             }
         }
-        if failed > 0 {
-            return Err(RecordError::Push { failed, attempted });
-        }
-        Ok(())
+        Ok(failed)
     }
+}
+
+/// The ids to return to the queue: each failed record and, because a FIFO group must stay in
+/// order, every record after it in its message group. In batch order.
+fn returned_in_group_order(records: &[SqsMessage], failed: &HashSet<String>) -> Vec<String> {
+    let mut returned = HashSet::new();
+    for group in message_groups(records) {
+        let ids = group
+            .iter()
+            .map(|r| r.message_id.clone().unwrap_or_default());
+        let from_first_failure = ids.skip_while(|id| !failed.contains(id));
+        returned.extend(from_first_failure);
+    }
+    records
+        .iter()
+        .filter_map(|r| r.message_id.clone())
+        .filter(|id| returned.contains(id))
+        .collect()
 }
 
 /// What the records of one batch share while its groups run.
@@ -391,8 +499,17 @@ impl RecordFailure for RecordError {
     }
 }
 
+/// A record's frame once it was applied, logged and pushed to the per-change connections.
+struct HandledFrame {
+    message_id: String,
+    product_id: String,
+    json: String,
+}
+
 struct Batch {
     started: Instant,
+    /// Frames handled so far, for the batched connections' one frame at the end.
+    handled: std::sync::Mutex<Vec<HandledFrame>>,
     /// Connections that answered 410 during this batch: not pushed to again.
     gone: std::sync::Mutex<HashSet<String>>,
     /// Records finished so far (for the fault hook).

@@ -119,11 +119,18 @@ fn change(id: &str, version: u64, price: i64, stock: i64) -> ProductChanged {
 }
 
 async fn connect(c: &TestConsumer, id: &str, filter: Option<&[&str]>) {
+    subscribe(c, id, filter, false).await;
+}
+
+async fn subscribe(c: &TestConsumer, id: &str, filter: Option<&[&str]>, batched: bool) {
     c.connections.add(id, 0, i64::MAX).await.unwrap();
-    if let Some(ids) = filter {
-        let ids: BTreeSet<String> = ids.iter().map(|s| s.to_string()).collect();
-        c.connections.set_filter(id, Some(&ids)).await.unwrap();
-    }
+    let ids: Option<BTreeSet<String>> =
+        filter.map(|ids| ids.iter().map(|s| s.to_string()).collect());
+    assert!(c
+        .connections
+        .subscribe(id, ids.as_ref(), batched)
+        .await
+        .unwrap());
 }
 
 #[tokio::test]
@@ -505,4 +512,103 @@ async fn a_gone_connection_is_dropped_from_the_cached_list() {
         .handle_batch(grouped_event(&[&change("p-001", 2, 1299, 41)]))
         .await;
     assert_eq!((second.pushes_gone, second.pushes_sent), (0, 1));
+}
+
+/// The `(productId, version)` of each change in a connection's frames, and how many frames.
+fn batched_changes(c: &TestConsumer, id: &str) -> (Vec<(String, u64)>, usize) {
+    let frames = c.pusher.frames(id);
+    let changes = frames
+        .iter()
+        .flat_map(|f| {
+            assert_eq!(f["type"], "batch", "{f}");
+            f["frames"].as_array().unwrap().clone()
+        })
+        .map(|f| {
+            (
+                f["productId"].as_str().unwrap().to_owned(),
+                f["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    (changes, frames.len())
+}
+
+#[tokio::test]
+async fn a_batched_connection_gets_one_frame_per_batch_with_the_changes_it_wants_in_order() {
+    let c = consumer();
+    connect(&c, "per-change", None).await;
+    subscribe(&c, "batched", None, true).await;
+    subscribe(&c, "batched-p2", Some(&["p-002"]), true).await;
+    subscribe(&c, "batched-p3", Some(&["p-003"]), true).await;
+    let p1v1 = change("p-001", 1, 1299, 40);
+    let p1v2 = change("p-001", 2, p1v1.current.price_cents, p1v1.current.stock);
+    let p2v1 = change("p-002", 1, 500, 3);
+    let (response, counts) = c.handle_batch(grouped_event(&[&p1v1, &p2v1, &p1v2])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        c.pusher.frames("per-change").len(),
+        3,
+        "one frame per change"
+    );
+    let (changes, frames) = batched_changes(&c, "batched");
+    assert_eq!(frames, 1, "one frame for the whole batch");
+    let p1: Vec<u64> = changes
+        .iter()
+        .filter(|(p, _)| p == "p-001")
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(p1, [1, 2], "a product's changes in version order");
+    assert_eq!(changes.len(), 3);
+    assert_eq!(
+        batched_changes(&c, "batched-p2"),
+        (vec![("p-002".to_owned(), 1)], 1)
+    );
+    assert!(
+        c.pusher.frames("batched-p3").is_empty(),
+        "nothing it wants, no frame"
+    );
+    assert_eq!(counts.pushes_sent, 3 + 2);
+}
+
+#[tokio::test]
+async fn a_failed_batched_push_returns_its_changes_and_the_rest_of_their_products() {
+    let c = consumer();
+    subscribe(&c, "batched-p1", Some(&["p-001"]), true).await;
+    c.pusher.failing.lock().unwrap().insert("batched-p1".into());
+    let p1v1 = change("p-001", 1, 1299, 40);
+    let p2v1 = change("p-002", 1, 500, 3);
+    let p1v2 = change("p-001", 2, p1v1.current.price_cents, p1v1.current.stock);
+    let (response, counts) = c.handle_batch(grouped_event(&[&p1v1, &p2v1, &p1v2])).await;
+    assert_eq!(
+        failed_ids(&response),
+        ["m-0", "m-2"],
+        "p-001's changes return; p-002's is done"
+    );
+    assert_eq!((counts.pushes_failed, counts.failed), (1, 2));
+    // The redelivery is a duplicate of the stored state and reaches the client.
+    c.pusher.failing.lock().unwrap().clear();
+    let (response, counts) = c.handle_batch(grouped_event(&[&p1v1, &p1v2])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        counts.duplicate, 1,
+        "v1 is older than stored v2: dropped; v2 pushed again"
+    );
+    let (changes, _) = batched_changes(&c, "batched-p1");
+    assert_eq!(changes, [("p-001".to_owned(), 2)]);
+}
+
+#[tokio::test]
+async fn a_gone_batched_connection_is_removed() {
+    let c = consumer();
+    subscribe(&c, "batched", None, true).await;
+    c.pusher.gone.lock().unwrap().insert("batched".into());
+    let (response, counts) = c
+        .handle_batch(grouped_event(&[
+            &change("p-001", 1, 1299, 40),
+            &change("p-002", 1, 500, 3),
+        ]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(counts.pushes_gone, 1);
+    assert!(c.connections.ids().is_empty());
 }

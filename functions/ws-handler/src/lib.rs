@@ -153,20 +153,27 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher> WsHandler<C, P, U> {
                 .await;
         }
         let (outcome, replies) = match ClientFrame::parse(body) {
-            Ok(ClientFrame::Subscribe { product_ids }) => {
+            Ok(ClientFrame::Subscribe {
+                product_ids,
+                batched,
+            }) => {
                 if self
                     .connections
-                    .set_filter(connection_id, product_ids.as_ref())
+                    .subscribe(connection_id, product_ids.as_ref(), batched)
                     .await?
                 {
                     info!(
                         connection_id,
                         products = product_ids.as_ref().map_or(0, |ids| ids.len()),
+                        batched,
                         "subscribed"
                     );
                     (
                         RouteOutcome::Subscribed,
-                        vec![ServerFrame::Subscribed { product_ids }],
+                        vec![ServerFrame::Subscribed {
+                            product_ids,
+                            batched,
+                        }],
                     )
                 } else {
                     (

@@ -123,6 +123,30 @@ async fn subscribe_without_ids_clears_the_filter() {
 }
 
 #[tokio::test]
+async fn a_batched_subscription_is_recorded_acknowledged_and_undone_by_a_plain_one() {
+    let h = handler();
+    h.handle(&connect()).await.unwrap();
+    h.handle(&message(
+        r#"{"action":"subscribe","productIds":["p-003"],"batched":true}"#,
+    ))
+    .await
+    .unwrap();
+    let connection = &h.connections.all().await.unwrap()[0];
+    assert!(connection.batched);
+    let ack = &h.pusher.frames(CONNECTION)[0];
+    assert_eq!(ack["type"], "subscribed");
+    assert_eq!(ack["batched"], true);
+    h.handle(&message(r#"{"action":"subscribe"}"#))
+        .await
+        .unwrap();
+    assert!(!h.connections.all().await.unwrap()[0].batched);
+    assert!(
+        h.pusher.frames(CONNECTION)[1].get("batched").is_none(),
+        "a plain acknowledgement is what it always was"
+    );
+}
+
+#[tokio::test]
 async fn snapshot_sends_the_whole_catalogue_in_parts() {
     let h = handler();
     h.handle(&connect()).await.unwrap();

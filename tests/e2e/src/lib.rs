@@ -574,10 +574,13 @@ pub struct Published {
 /// A frame and when it was read off the socket.
 pub type Received = (Value, chrono::DateTime<chrono::Utc>);
 
-/// A real WebSocket client: frames are read in the background and kept in order.
+/// A real WebSocket client: frames are read in the background and kept in order. A `batch`
+/// frame (a batched subscription) is kept as the frames it holds, each with the batch's time.
 pub struct WsClient {
     /// Every frame, with the time it was read off the socket.
     frames: Arc<Mutex<Vec<Received>>>,
+    /// `batch` frames received, and how many frames they held.
+    batches: Arc<Mutex<(usize, usize)>>,
     outgoing: mpsc::UnboundedSender<Message>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -614,8 +617,10 @@ impl WsClient {
             };
         let (mut sink, mut stream) = socket.split();
         let frames = Arc::new(Mutex::new(Vec::new()));
+        let batches = Arc::new(Mutex::new((0, 0)));
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
         let recorded = frames.clone();
+        let batches_seen = batches.clone();
         let reader = tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -627,7 +632,15 @@ impl WsClient {
                         Some(Ok(Message::Text(text))) => {
                             let received = chrono::Utc::now();
                             let value = serde_json::from_str(text.as_str()).unwrap_or_else(|_| Value::String(text.to_string()));
-                            recorded.lock().unwrap().push((value, received));
+                            match (value["type"].as_str(), value["frames"].as_array()) {
+                                (Some("batch"), Some(inner)) => {
+                                    let mut seen = batches_seen.lock().unwrap();
+                                    seen.0 += 1;
+                                    seen.1 += inner.len();
+                                    recorded.lock().unwrap().extend(inner.iter().map(|f| (f.clone(), received)));
+                                }
+                                _ => recorded.lock().unwrap().push((value, received)),
+                            }
                         }
                         Some(Ok(_)) => {}
                         _ => break,
@@ -637,6 +650,7 @@ impl WsClient {
         });
         Ok(WsClient {
             frames,
+            batches,
             outgoing,
             reader,
         })
@@ -644,11 +658,19 @@ impl WsClient {
 
     /// Connects and subscribes (`None`: every product), and waits for the server's ack.
     pub async fn subscribed(url: &str, product_ids: Option<&[&str]>) -> WsClient {
+        WsClient::subscribed_as(url, product_ids, false).await
+    }
+
+    /// As `subscribed`; `batched` asks for a batch's changes in one `batch` frame.
+    pub async fn subscribed_as(url: &str, product_ids: Option<&[&str]>, batched: bool) -> WsClient {
         let client = WsClient::connect(url).await;
-        let frame = match product_ids {
-            Some(ids) => serde_json::json!({"action": "subscribe", "productIds": ids}),
-            None => serde_json::json!({"action": "subscribe"}),
-        };
+        let mut frame = serde_json::json!({"action": "subscribe"});
+        if let Some(ids) = product_ids {
+            frame["productIds"] = serde_json::json!(ids);
+        }
+        if batched {
+            frame["batched"] = Value::Bool(true);
+        }
         client.send(frame.to_string());
         client
             .wait_for("subscribe ack", Duration::from_secs(30), |f| {
@@ -665,6 +687,11 @@ impl WsClient {
     /// Sends a text frame; false when the connection has already ended.
     pub fn try_send(&self, text: impl Into<String>) -> bool {
         self.outgoing.send(Message::text(text.into())).is_ok()
+    }
+
+    /// The `batch` frames received so far, and how many frames they held in all.
+    pub fn batches(&self) -> (usize, usize) {
+        *self.batches.lock().unwrap()
     }
 
     /// Whether the connection is still up (the server has not closed or dropped it).

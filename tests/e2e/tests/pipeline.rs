@@ -149,6 +149,66 @@ async fn clients_receive_exactly_their_changes_in_version_order() {
 
 #[tokio::test]
 #[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn a_batched_client_receives_the_same_changes_in_batch_frames() {
+    let stack = Stack::load().await;
+    let per_change = WsClient::subscribed(&stack.ws_url, None).await;
+    let batched = WsClient::subscribed_as(&stack.ws_url, None, true).await;
+    let acked = batched.frames_of_type("subscribed");
+    assert_eq!(acked[0]["batched"], true, "{acked:?}");
+
+    let mut published: Vec<Published> = Vec::new();
+    while published.len() < 20 {
+        published.extend(stack.run_generator().await);
+    }
+    let expected: BTreeSet<String> = published.iter().map(|p| p.change_id.clone()).collect();
+    for client in [&per_change, &batched] {
+        client
+            .wait_for("every published change", WAIT, |frames| {
+                let got = change_ids(
+                    &frames
+                        .iter()
+                        .filter(|f| f["type"] == "productChanged")
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                expected.iter().all(|id| got.contains(id))
+            })
+            .await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let changes = batched.frames_of_type("productChanged");
+    let received: BTreeSet<String> = change_ids(&changes).into_iter().collect();
+    assert_eq!(received.len(), changes.len(), "no change arrives twice");
+    assert_eq!(
+        received,
+        change_ids(&per_change.frames_of_type("productChanged"))
+            .into_iter()
+            .collect(),
+        "the same changes as a per-change client"
+    );
+    for (product, versions) in versions_by_product(&changes) {
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "{product}: versions not strictly increasing: {versions:?}"
+        );
+    }
+    let (batch_frames, held) = batched.batches();
+    assert_eq!(
+        held,
+        changes.len(),
+        "every change came inside a batch frame ({batch_frames} frames)"
+    );
+    assert!(
+        batch_frames <= held,
+        "{batch_frames} frames for {held} changes"
+    );
+    per_change.close().await;
+    batched.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
 async fn duplicates_and_older_versions_never_regress_stored_state() {
     let stack = Stack::load().await;
     let client = WsClient::connect(&stack.ws_url).await;

@@ -8,7 +8,6 @@ use super::item::{conditional, get_n_or, get_s, n, s, Item};
 use crate::ports::connections::*;
 use crate::ports::DownstreamError;
 
-/// A connected WebSocket client and the products it asked for (`None`: all).
 /// The connections table, keyed by `connectionId`, with `expiresAt` (epoch seconds) as its TTL attribute.
 #[derive(Clone)]
 pub struct DynamoConnections {
@@ -56,25 +55,27 @@ impl ConnectionStore for DynamoConnections {
         Ok(())
     }
 
-    async fn set_filter(
+    async fn subscribe(
         &self,
         connection_id: &str,
         product_ids: Option<&BTreeSet<String>>,
+        batched: bool,
     ) -> Result<bool, DownstreamError> {
         let request = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("connectionId", s(connection_id))
-            .condition_expression("attribute_exists(connectionId)");
+            .condition_expression("attribute_exists(connectionId)")
+            .expression_attribute_values(":batched", AttributeValue::Bool(batched));
         let request = match product_ids {
             Some(ids) => request
-                .update_expression("SET productIds = :ids")
+                .update_expression("SET productIds = :ids, batched = :batched")
                 .expression_attribute_values(
                     ":ids",
                     AttributeValue::Ss(ids.iter().cloned().collect()),
                 ),
-            None => request.update_expression("REMOVE productIds"),
+            None => request.update_expression("SET batched = :batched REMOVE productIds"),
         };
         Ok(conditional(request.send().await, "UpdateItem connection")?.is_some())
     }
@@ -113,8 +114,18 @@ fn connection_from_item(item: &Item) -> Result<Connection, DownstreamError> {
             )))
         }
     };
+    let batched = match item.get("batched") {
+        Some(AttributeValue::Bool(batched)) => *batched,
+        None => false,
+        Some(other) => {
+            return Err(DownstreamError::CorruptItem(format!(
+                "batched is not a boolean: {other:?}"
+            )))
+        }
+    };
     Ok(Connection {
         connection_id: get_s(item, "connectionId")?,
         product_ids,
+        batched,
     })
 }

@@ -102,12 +102,13 @@ impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
         self.store_call(self.inner.remove(connection_id)).await
     }
 
-    async fn set_filter(
+    async fn subscribe(
         &self,
         connection_id: &str,
         product_ids: Option<&BTreeSet<String>>,
+        batched: bool,
     ) -> Result<bool, DownstreamError> {
-        self.store_call(self.inner.set_filter(connection_id, product_ids))
+        self.store_call(self.inner.subscribe(connection_id, product_ids, batched))
             .await
     }
 

@@ -6,11 +6,13 @@ use async_trait::async_trait;
 
 use super::DownstreamError;
 
-/// A connected WebSocket client and the products it asked for (`None`: all).
+/// A connected WebSocket client, the products it asked for (`None`: all), and whether it
+/// takes a batch's changes as one frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Connection {
     pub connection_id: String,
     pub product_ids: Option<BTreeSet<String>>,
+    pub batched: bool,
 }
 
 #[async_trait]
@@ -22,11 +24,13 @@ pub trait ConnectionStore: Send + Sync {
         expires_at_s: i64,
     ) -> Result<(), DownstreamError>;
     async fn remove(&self, connection_id: &str) -> Result<(), DownstreamError>;
-    /// Returns false if the connection is not (or no longer) recorded.
-    async fn set_filter(
+    /// Records what the connection subscribed to. Returns false if the connection is not
+    /// (or no longer) recorded.
+    async fn subscribe(
         &self,
         connection_id: &str,
         product_ids: Option<&BTreeSet<String>>,
+        batched: bool,
     ) -> Result<bool, DownstreamError>;
     async fn all(&self) -> Result<Vec<Connection>, DownstreamError>;
 }
@@ -42,9 +46,10 @@ pub mod fake {
     use super::*;
     use crate::ports::DownstreamError;
 
+    /// Rows keyed by connection id: (product filter, batched).
     #[derive(Default)]
     pub struct MemoryConnections {
-        pub rows: Mutex<BTreeMap<String, Option<BTreeSet<String>>>>,
+        pub rows: Mutex<BTreeMap<String, (Option<BTreeSet<String>>, bool)>>,
     }
 
     impl MemoryConnections {
@@ -64,7 +69,7 @@ pub mod fake {
             self.rows
                 .lock()
                 .unwrap()
-                .insert(connection_id.to_owned(), None);
+                .insert(connection_id.to_owned(), (None, false));
             Ok(())
         }
 
@@ -73,14 +78,15 @@ pub mod fake {
             Ok(())
         }
 
-        async fn set_filter(
+        async fn subscribe(
             &self,
             connection_id: &str,
             product_ids: Option<&BTreeSet<String>>,
+            batched: bool,
         ) -> Result<bool, DownstreamError> {
             Ok(match self.rows.lock().unwrap().get_mut(connection_id) {
-                Some(filter) => {
-                    *filter = product_ids.cloned();
+                Some(row) => {
+                    *row = (product_ids.cloned(), batched);
                     true
                 }
                 None => false,
@@ -93,9 +99,10 @@ pub mod fake {
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|(id, filter)| Connection {
+                .map(|(id, (filter, batched))| Connection {
                     connection_id: id.clone(),
                     product_ids: filter.clone(),
+                    batched: *batched,
                 })
                 .collect())
         }

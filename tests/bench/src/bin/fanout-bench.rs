@@ -30,7 +30,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bench::{batches, consumer_with, peak_rss_mb, percentile};
+use bench::{batches, consumer_with, peak_rss_mb, percentile, process_cpu_ms};
 use catalog_core::aws::ManagementApiPusher;
 use futures::StreamExt;
 use tokio::sync::{mpsc, Notify};
@@ -322,10 +322,13 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
                 .expect("add");
         }
         let mut samples = Vec::new();
+        let mut cpu_samples = Vec::new();
         let work = batches(10, rounds + 1, 1);
         for (round, batch) in work.into_iter().enumerate() {
             let started_us = epoch_us();
+            let cpu_before = process_cpu_ms();
             let (response, counts) = consumer.handle_batch(batch).await;
+            let cpu_ms = process_cpu_ms() - cpu_before;
             assert!(response.batch_item_failures.is_empty(), "{counts:?}");
             let got = control(
                 port,
@@ -344,10 +347,13 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
                 .saturating_sub(started_us)) as f64
                 / 1000.0;
             if round > 0 {
-                samples.push(ms); // the first round warms the HTTP connection pool
+                // The first round warms the HTTP connection pool.
+                samples.push(ms);
+                cpu_samples.push(cpu_ms);
             }
         }
         samples.sort_by(f64::total_cmp);
+        cpu_samples.sort_by(f64::total_cmp);
         report.insert(
             format!("connections_{n}"),
             serde_json::json!({
@@ -358,6 +364,7 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
                 "p99_ms": percentile(&samples, 99.0),
                 "max_ms": samples.last(),
                 "consumer_peak_rss_mb": peak_rss_mb(),
+                "consumer_cpu_p50_ms": percentile(&cpu_samples, 50.0),
             }),
         );
         control(port, "DELETE", "/clients").await;
@@ -367,9 +374,26 @@ async fn measure(rounds: usize, sizes: &[usize]) -> serde_json::Value {
     serde_json::Value::Object(report)
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let helper = matches!(
+        args.first().map(String::as_str),
+        Some("--serve" | "--clients")
+    );
+    // The consumer side runs as the consumer function does (one thread); the endpoint and
+    // its clients stand in for API Gateway and the internet, and use every core.
+    let runtime = if helper {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime");
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Vec<String>) {
     let port_arg = || args.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     match args.first().map(String::as_str) {
         Some("--serve") => {

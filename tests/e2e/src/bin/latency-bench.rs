@@ -9,6 +9,8 @@
 //!       runs each rate for `seconds` and reports the highest whose p99 stayed ≤ 500 ms
 //!       with nothing lost
 //!
+//! FRAMES=batched subscribes the clients with `"batched": true` (one `batch` frame per
+//! consumer batch) instead of one frame per change.
 //! STACK_OUTPUTS, WS_URL and AUTH_TOKEN_SECRET as for the e2e tests.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,10 +19,10 @@ use std::time::{Duration, Instant};
 use catalog_core::{Product, StockAndPrice};
 use e2e::{change_of, percentile, Stack, WsClient};
 
-async fn clients(stack: &Stack, count: usize) -> Vec<WsClient> {
+async fn clients(stack: &Stack, count: usize, batched: bool) -> Vec<WsClient> {
     let mut clients = Vec::new();
     for _ in 0..count {
-        clients.push(WsClient::subscribed(&stack.ws_url, None).await);
+        clients.push(WsClient::subscribed_as(&stack.ws_url, None, batched).await);
     }
     clients
 }
@@ -143,14 +145,21 @@ async fn main() {
     let mode = args.first().map(String::as_str).unwrap_or("burst");
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.to_owned());
     let client_count: usize = arg(1, "10").parse().expect("clients is a number");
+    let frames = std::env::var("FRAMES").unwrap_or_else(|_| "per-change".to_owned());
+    let batched = match frames.as_str() {
+        "per-change" => false,
+        "batched" => true,
+        other => panic!("FRAMES={other:?}: per-change or batched"),
+    };
     let stack = Stack::load().await;
-    let clients = clients(&stack, client_count).await;
+    let clients = clients(&stack, client_count, batched).await;
     let mut products = catalogue(&stack).await;
     match mode {
         "burst" => {
             let count: usize = arg(2, "500").parse().expect("changes is a number");
             let rate: f64 = arg(3, "50").parse().expect("rate is a number");
-            let result = run(&stack, &clients, &mut products, count, rate).await;
+            let mut result = run(&stack, &clients, &mut products, count, rate).await;
+            result["frames"] = frames.into();
             println!("{result}");
         }
         "steady" => {
@@ -178,7 +187,7 @@ async fn main() {
             }
             println!(
                 "{}",
-                serde_json::json!({"seconds": seconds, "highest_rate_p99_le_500ms": best, "runs": runs})
+                serde_json::json!({"frames": frames, "seconds": seconds, "highest_rate_p99_le_500ms": best, "runs": runs})
             );
         }
         other => panic!("unknown mode {other:?}: burst or steady"),
