@@ -46,10 +46,9 @@ pub mod fake {
     use super::*;
     use crate::ports::DownstreamError;
 
-    /// Rows keyed by connection id: (product filter, batched).
     #[derive(Default)]
     pub struct MemoryConnections {
-        pub rows: Mutex<BTreeMap<String, (Option<BTreeSet<String>>, bool)>>,
+        pub rows: Mutex<BTreeMap<String, Connection>>,
     }
 
     impl MemoryConnections {
@@ -69,7 +68,14 @@ pub mod fake {
             self.rows
                 .lock()
                 .unwrap()
-                .insert(connection_id.to_owned(), (None, false));
+                .insert(
+                    connection_id.to_owned(),
+                    Connection {
+                        connection_id: connection_id.to_owned(),
+                        product_ids: None,
+                        batched: false,
+                    },
+                );
             Ok(())
         }
 
@@ -86,7 +92,8 @@ pub mod fake {
         ) -> Result<bool, DownstreamError> {
             Ok(match self.rows.lock().unwrap().get_mut(connection_id) {
                 Some(row) => {
-                    *row = (product_ids.cloned(), batched);
+                    row.product_ids = product_ids.cloned();
+                    row.batched = batched;
                     true
                 }
                 None => false,
@@ -94,17 +101,7 @@ pub mod fake {
         }
 
         async fn all(&self) -> Result<Vec<Connection>, DownstreamError> {
-            Ok(self
-                .rows
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(id, (filter, batched))| Connection {
-                    connection_id: id.clone(),
-                    product_ids: filter.clone(),
-                    batched: *batched,
-                })
-                .collect())
+            Ok(self.rows.lock().unwrap().values().cloned().collect())
         }
     }
 }
