@@ -51,7 +51,10 @@ export function describe(event) {
     case "productPhotoChanged":
       return `${time} ${event.productId} photo v${event.photoVersion}: ${event.thumbUrl} change ${event.changeId}`;
     case "subscribed":
-      return `${time} subscribed to ${event.productIds ? event.productIds.join(",") : "every product"}`;
+      return `${time} subscribed to ${event.productIds ? event.productIds.join(",") : "every product"}` +
+        (event.batched ? " (batched)" : "");
+    case "batch":
+      return event.frames.map(describe).join("\n");
     case "error":
       return `${time} error ${event.code}: ${event.message}`;
     default:

@@ -2,8 +2,10 @@
 // Prints every live update from the WebSocket API on one line. Reconnects with backoff
 // and subscribes again after each connect.
 //
-//   node clients/ws-echo.mjs [ws-url] [--products p-001,p-002]
+//   node clients/ws-echo.mjs [ws-url] [--products p-001,p-002] [--batched]
 //
+// --batched subscribes with "batched": true: the server sends each consumer batch's changes
+// in one `batch` frame, and this client prints them one per line as usual.
 // The URL defaults to $WS_URL, then to the local stack (what scripts/dev prints, with a token).
 import WebSocket from "ws";
 import { describe, localWebSocketUrl } from "./local-stack.mjs";
@@ -11,6 +13,8 @@ import { describe, localWebSocketUrl } from "./local-stack.mjs";
 const args = process.argv.slice(2);
 const flag = args.indexOf("--products");
 const products = flag >= 0 ? args.splice(flag, 2)[1].split(",").filter(Boolean) : null;
+const batchedFlag = args.indexOf("--batched");
+const batched = batchedFlag >= 0 && args.splice(batchedFlag, 1).length > 0;
 const url = args[0] || process.env.WS_URL || localWebSocketUrl();
 const shown = url.replace(/token=[^&]+/, "token=…");
 
@@ -21,7 +25,13 @@ let current;
 function connect() {
   const socket = new WebSocket(url);
   const subscribe = () =>
-    socket.send(JSON.stringify(products ? { action: "subscribe", productIds: products } : { action: "subscribe" }));
+    socket.send(
+      JSON.stringify({
+        action: "subscribe",
+        ...(products ? { productIds: products } : {}),
+        ...(batched ? { batched: true } : {}),
+      }),
+    );
   let subscribed = false;
   let resends = 0;
   socket.on("open", () => {

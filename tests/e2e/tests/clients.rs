@@ -80,10 +80,15 @@ struct EchoClient {
 
 impl EchoClient {
     fn spawn(script: &str, env: &[(&str, &str)]) -> EchoClient {
+        EchoClient::spawn_with(script, &[], env)
+    }
+
+    fn spawn_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> EchoClient {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
         let mut command = tokio::process::Command::new("node");
         command
             .arg(format!("{root}/clients/{script}"))
+            .args(args)
             .current_dir(root)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -125,6 +130,30 @@ fn printed_each(lines: &[String], changes: &[Published]) -> bool {
                 && l.contains(&format!(" v{} ", c.version))
         })
     })
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: scripts/test runs it"]
+async fn a_batched_ws_echo_client_prints_each_change_of_its_batches() {
+    let stack = Stack::load().await;
+    let ws = EchoClient::spawn_with("ws-echo.mjs", &["--batched"], &[("WS_URL", &stack.ws_url)]);
+    ws.wait_for("ws-echo subscribed batched", |l| {
+        l.iter()
+            .any(|l| l.contains("subscribed to every product (batched)"))
+    })
+    .await;
+    let changes = stack.run_generator().await;
+    ws.wait_for("ws-echo printed every change", |l| {
+        printed_each(l, &changes)
+    })
+    .await;
+    assert!(
+        ws.lines()
+            .iter()
+            .all(|l| !l.contains("error") && !l.contains("\"batch\"")),
+        "{:?}",
+        ws.lines()
+    );
 }
 
 #[tokio::test]

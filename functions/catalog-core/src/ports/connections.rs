@@ -65,17 +65,14 @@ pub mod fake {
             _connected_at_ms: i64,
             _expires_at_s: i64,
         ) -> Result<(), DownstreamError> {
-            self.rows
-                .lock()
-                .unwrap()
-                .insert(
-                    connection_id.to_owned(),
-                    Connection {
-                        connection_id: connection_id.to_owned(),
-                        product_ids: None,
-                        batched: false,
-                    },
-                );
+            self.rows.lock().unwrap().insert(
+                connection_id.to_owned(),
+                Connection {
+                    connection_id: connection_id.to_owned(),
+                    product_ids: None,
+                    batched: false,
+                },
+            );
             Ok(())
         }
 
