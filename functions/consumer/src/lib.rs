@@ -460,7 +460,6 @@ fn returned_in_group_order(records: &[SqsMessage], failed: &HashSet<String>) -> 
         .collect()
 }
 
-/// What the records of one batch share while its groups run.
 /// A message group's records as the shared SQS batch loop sees them.
 struct GroupRecords<'a, P, C, U, D, L> {
     consumer: &'a Consumer<P, C, U, D, L>,
@@ -506,6 +505,7 @@ struct HandledFrame {
     json: String,
 }
 
+/// What the records of one batch share while its groups run.
 struct Batch {
     started: Instant,
     /// Frames handled so far, for the batched connections' one frame at the end.

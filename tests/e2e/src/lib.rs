@@ -797,6 +797,21 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The process ids of every running Lambda `bootstrap` (the emulator runs one per warm
+/// function instance, as a local process).
+pub fn bootstrap_pids() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "bootstrap")
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Restarts the emulator through the command scripts/test and scripts/soak name in
 /// EMULATOR_RESTART (scripts/emulator restart: SIGTERM, which saves the persisted state,
 /// then start again).

@@ -32,19 +32,6 @@ fn available_mib() -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-/// Running `bootstrap` processes: the emulator starts one per concurrent Lambda invocation.
-fn bootstrap_processes() -> usize {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "bootstrap")
-        })
-        .count()
-}
-
 /// How one client's connection went.
 struct Outcome {
     client: Option<WsClient>,
@@ -124,7 +111,7 @@ async fn a_connection_storm_is_accepted_or_refused_with_a_status_and_leaves_noth
             let (mut lowest_mib, mut most_processes) = (u64::MAX, 0);
             while sampling.load(Ordering::Relaxed) {
                 lowest_mib = lowest_mib.min(available_mib());
-                most_processes = most_processes.max(bootstrap_processes());
+                most_processes = most_processes.max(e2e::bootstrap_pids().len());
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             (lowest_mib, most_processes)

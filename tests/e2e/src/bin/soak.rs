@@ -295,20 +295,11 @@ fn rss_mb(pid: &str) -> f64 {
 
 /// `bootstrap` processes (one per running Lambda environment) as (pid, environment).
 fn bootstraps() -> Vec<(String, String)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "bootstrap")
-        })
-        .map(|e| {
-            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                String::from_utf8_lossy(&environ).into_owned(),
-            )
+    e2e::bootstrap_pids()
+        .into_iter()
+        .map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            (pid, String::from_utf8_lossy(&environ).into_owned())
         })
         .collect()
 }
