@@ -187,7 +187,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             len: event.records.len(),
         };
         let groups = message_groups(&event.records);
-        let results: Vec<(Vec<String>, BatchCounts)> = stream::iter(groups)
+        let results: Vec<(Vec<String>, BatchCounts)> = stream::iter(groups.iter().cloned())
             .map(|group| self.handle_group(group, &batch))
             .buffer_unordered(self.group_concurrency.max(1))
             .collect()
@@ -204,7 +204,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         let coalesced_failed = self.push_batched(&batch, &mut counts).await;
         let returned_before = failed.len();
         failed.extend(coalesced_failed);
-        let retry = returned_in_group_order(&event.records, &failed);
+        let retry = returned_in_group_order(&event.records, &groups, &failed);
         counts.failed += retry.len().saturating_sub(returned_before);
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = retry.into_iter().map(sqs_batch::retry_later).collect();
@@ -444,9 +444,13 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
 
 /// The ids to return to the queue: each failed record and, because a FIFO group must stay in
 /// order, every record after it in its message group. In batch order.
-fn returned_in_group_order(records: &[SqsMessage], failed: &HashSet<String>) -> Vec<String> {
+fn returned_in_group_order(
+    records: &[SqsMessage],
+    groups: &[Vec<&SqsMessage>],
+    failed: &HashSet<String>,
+) -> Vec<String> {
     let mut returned = HashSet::new();
-    for group in message_groups(records) {
+    for group in groups {
         let ids = group
             .iter()
             .map(|r| r.message_id.clone().unwrap_or_default());
