@@ -55,6 +55,8 @@ export function describe(event) {
         (event.batched ? " (batched)" : "");
     case "batch":
       return event.frames.map(describe).join("\n");
+    case "snapshot":
+      return `${time} snapshot part ${event.part}/${event.parts}: ${event.products.length} products`;
     case "error":
       return `${time} error ${event.code}: ${event.message}`;
     default:

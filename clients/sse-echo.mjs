@@ -52,6 +52,7 @@ async function stream() {
   for await (const chunk of response.body) {
     for (const event of parse(decoder.decode(chunk, { stream: true }), state)) {
       if (event.id) lastEventId = event.id;
+      if (event.event === "ready") continue; // the session's start is fixed; nothing to print
       let payload;
       try {
         payload = JSON.parse(event.data);

@@ -1,5 +1,8 @@
-// The live catalogue page: loads the catalogue from the REST API, then updates cards in
-// place from the SSE stream (EventSource reconnects by itself and resumes with Last-Event-ID).
+// The live catalogue page: opens the SSE stream first and holds its events, loads the
+// catalogue from the REST API once the stream's start is fixed (its `ready` event), then
+// applies the held events and every later one by version. So a change made while the page
+// loads is either in what the REST API returned or in the stream: none falls between.
+// EventSource reconnects by itself and resumes with Last-Event-ID.
 const grid = document.getElementById("grid");
 const status = document.getElementById("status");
 const counter = document.getElementById("updates");
@@ -66,29 +69,52 @@ async function loadCatalogue(restUrl) {
   return products;
 }
 
+function applyChange(change) {
+  const el = grid.querySelector(`[data-product-id="${change.productId}"]`);
+  if (!el || Number(el.dataset.version) >= change.version) return; // versions only grow
+  show(el, change.product.priceCents, change.product.stock, change.version);
+  flash(el);
+}
+
+function applyPhoto(change) {
+  const el = grid.querySelector(`[data-product-id="${change.productId}"]`);
+  if (!el) return;
+  el.querySelector("img").src = change.thumbUrl;
+  flash(el);
+}
+
+/** Opens the stream; resolves once its start is fixed. Events before `live` are held. */
 function listen(sseUrl) {
+  const held = [];
+  let live = false;
   const source = new EventSource(sseUrl);
-  source.onopen = () => setStatus("live", "live");
+  const handle = (apply) => (event) => {
+    const change = JSON.parse(event.data);
+    if (live) apply(change);
+    else held.push(() => apply(change));
+  };
+  source.addEventListener("productChanged", handle(applyChange));
+  source.addEventListener("productPhotoChanged", handle(applyPhoto));
   source.onerror = () => setStatus("reconnecting", "reconnecting…");
-  source.addEventListener("productChanged", (event) => {
-    const change = JSON.parse(event.data);
-    const el = grid.querySelector(`[data-product-id="${change.productId}"]`);
-    if (!el || Number(el.dataset.version) >= change.version) return; // versions only grow
-    show(el, change.product.priceCents, change.product.stock, change.version);
-    flash(el);
-  });
-  source.addEventListener("productPhotoChanged", (event) => {
-    const change = JSON.parse(event.data);
-    const el = grid.querySelector(`[data-product-id="${change.productId}"]`);
-    if (!el) return;
-    el.querySelector("img").src = change.thumbUrl;
-    flash(el);
+  source.onopen = () => {
+    if (live) setStatus("live", "live");
+  };
+  return new Promise((resolve) => {
+    source.addEventListener("ready", () => {
+      if (live) return setStatus("live", "live"); // a resumed session
+      resolve(() => {
+        live = true;
+        held.splice(0).forEach((apply) => apply());
+        setStatus("live", "live");
+      });
+    });
   });
 }
 
 async function main() {
   const config = await (await fetch("config.json")).json();
   if (config.metricsUrl) document.getElementById("metrics-link").href = config.metricsUrl;
+  const goLive = await listen(config.sseUrl);
   try {
     const products = await loadCatalogue(config.restUrl);
     grid.replaceChildren(...products.map((p) => card(p, config.restUrl)));
@@ -97,7 +123,7 @@ async function main() {
     setStatus("error", `catalogue unavailable: ${err.message}`);
     return;
   }
-  listen(config.sseUrl);
+  goLive();
 }
 
 main();

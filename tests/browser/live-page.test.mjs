@@ -1,7 +1,8 @@
 // Browser test of the live catalogue page, in Debian's headless Chromium driven by
-// playwright-core: open the page on the running local stack, wait for the grid, trigger
-// a change (one generator run), and see the changed cards show the new price and stock; then
-// follow the page's metrics link and see the figures of those changes.
+// playwright-core: open the page on the running local stack while the generator runs back to
+// back, and see every card end at the table's version; trigger a change (one generator run),
+// and see the changed cards show the new price and stock; then follow the page's metrics link
+// and see the figures of those changes.
 // Screenshots are saved as test artifacts (.local/artifacts/live-page.png, metrics-page.png).
 //
 //   PAGE_URL=http://127.0.0.1:4600/ node tests/browser/live-page.test.mjs   (scripts/test runs it)
@@ -32,6 +33,39 @@ async function runGenerator() {
   return report.published;
 }
 
+/** Runs the generator back to back until the returned function is called. */
+function flowChanges() {
+  let running = true;
+  const loop = (async () => {
+    let runs = 0;
+    while (running) {
+      await runGenerator();
+      runs += 1;
+    }
+    return runs;
+  })();
+  return async () => {
+    running = false;
+    return loop;
+  };
+}
+
+/** Every product's version as the REST API reads it from the table. */
+async function tableVersions() {
+  const config = await (await fetch(new URL("config.json", pageUrl))).json();
+  const versions = {};
+  let cursor = null;
+  do {
+    const url = new URL(`${config.restUrl}/products`, pageUrl);
+    url.searchParams.set("limit", "100");
+    if (cursor) url.searchParams.set("cursor", cursor);
+    const page = await (await fetch(url)).json();
+    for (const p of page.items) versions[p.productId] = p.version;
+    cursor = page.nextCursor;
+  } while (cursor);
+  return versions;
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -41,12 +75,26 @@ let failed = false;
 const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
 page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
 try {
+  // The page loads while changes flow: every card must still end at the table's version.
+  const stopChanges = flowChanges();
   await page.goto(pageUrl);
   await page.waitForSelector("#grid[data-loaded=true] .card", { timeout: 30_000 });
   const cards = await page.locator(".card").count();
   if (cards !== 60) throw new Error(`expected 60 product cards, found ${cards}`);
   await page.waitForSelector('#status[data-state="live"]', { timeout: 30_000 });
-  console.log(`grid loaded with ${cards} cards; stream live`);
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  const runs = await stopChanges();
+  console.log(`grid loaded with ${cards} cards while the generator ran ${runs} times; stream live`);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const table = await tableVersions();
+    const shown = await page.$$eval(".card", (els) => els.map((el) => [el.dataset.productId, Number(el.dataset.version)]));
+    const behind = shown.filter(([id, version]) => version !== table[id]).map(([id, v]) => `${id} v${v} (table v${table[id]})`);
+    if (behind.length === 0) break;
+    if (Date.now() > deadline) throw new Error(`${behind.length} cards differ from the table: ${behind.join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  console.log("ok: every card shows the table's version");
 
   const published = await runGenerator();
   for (const change of published) {

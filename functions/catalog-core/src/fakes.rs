@@ -4,7 +4,7 @@
 
 pub use crate::ports::change_log::fake::MemoryChangeLog;
 pub use crate::ports::connections::fake::MemoryConnections;
-pub use crate::ports::dead_letters::fake::MemoryDeadLetters;
+pub use crate::ports::dead_letters::fake::{MemoryDeadLetters, RecordingRedelivery};
 pub use crate::ports::jobs::fake::MemoryJobLog;
 pub use crate::ports::photos::fake::{MemoryBucket, RecordingJobQueue};
 pub use crate::ports::products::fake::MemoryProducts;

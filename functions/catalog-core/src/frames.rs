@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ports::LogMark;
 use crate::{Product, ProductChanged, ProductPhotoChanged, StockAndPrice};
 
 /// Most product ids one subscribe frame may carry: a bound on the stored record.
@@ -15,10 +16,14 @@ pub const MAX_SUBSCRIBED_PRODUCTS: usize = 500;
 pub enum ClientFrame {
     /// Receive only these products; an empty set is not allowed (use no filter instead).
     /// `batched`: receive a batch's changes as one `batch` frame instead of one frame each.
+    /// `after`: a change-log position (as a `subscribed` frame gives it); the changes of
+    /// these products logged after it are sent first (a reconnecting client's resume).
     Subscribe {
         product_ids: Option<BTreeSet<String>>,
         batched: bool,
+        after: Option<String>,
     },
+    /// The current state of the products the connection subscribed to.
     Snapshot,
 }
 
@@ -54,6 +59,7 @@ struct SubscribeBody {
     product_ids: Option<Vec<String>>,
     #[serde(default)]
     batched: bool,
+    after: Option<String>,
 }
 
 impl ClientFrame {
@@ -94,9 +100,15 @@ impl ClientFrame {
                     }
                     Some(ids) => Some(ids.into_iter().collect()),
                 };
+                if body.after.as_deref().is_some_and(|a| a.trim().is_empty()) {
+                    return Err(FrameError::InvalidField(
+                        "after must be a position from a subscribed frame; omit it to start from now".to_owned(),
+                    ));
+                }
                 Ok(ClientFrame::Subscribe {
                     product_ids,
                     batched: body.batched,
+                    after: body.after,
                 })
             }
             "snapshot" => Ok(ClientFrame::Snapshot),
@@ -122,6 +134,9 @@ pub enum ServerFrame {
         changed_at: DateTime<Utc>,
         previous: StockAndPrice,
         product: Box<Product>,
+        /// Where the change-log entry of this change sits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log: Option<LogMark>,
     },
     #[serde(rename_all = "camelCase")]
     ProductPhotoChanged {
@@ -132,6 +147,8 @@ pub enum ServerFrame {
         thumb_url: String,
         urls_expire_at: DateTime<Utc>,
         changed_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        log: Option<LogMark>,
     },
     #[serde(rename_all = "camelCase")]
     Subscribed {
@@ -139,6 +156,14 @@ pub enum ServerFrame {
         /// Present (true) only for a batched subscription, so other clients see what they always did.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         batched: bool,
+        /// The change-log position from which this subscription is live: every change logged
+        /// after it reaches the client (README, "Resume").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        position: Option<String>,
+        /// How old a live frame's `log` mark must be before the client counts it toward its
+        /// resume position.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settle_ms: Option<u64>,
     },
     /// Several `productChanged` / `productPhotoChanged` frames, in the order they were handled
     /// (a product's changes in version order), for clients that subscribed with `batched`.
@@ -167,6 +192,7 @@ impl ServerFrame {
             changed_at: change.changed_at,
             previous: change.previous,
             product: Box::new(product),
+            log: None,
         }
     }
 
@@ -179,7 +205,18 @@ impl ServerFrame {
             thumb_url: change.thumb_url.clone(),
             urls_expire_at: change.urls_expire_at,
             changed_at: change.changed_at,
+            log: None,
         }
+    }
+
+    /// The frame marked with its change-log entry.
+    pub fn logged_at(mut self, mark: LogMark) -> Self {
+        if let ServerFrame::ProductChanged { log, .. } | ServerFrame::ProductPhotoChanged { log, .. } =
+            &mut self
+        {
+            *log = Some(mark);
+        }
+        self
     }
 
     /// The frame's `type`, which is also its SSE `event:` name.
@@ -270,6 +307,7 @@ mod tests {
             ClientFrame::Subscribe {
                 product_ids: Some(ids(&["p-001", "p-002"])),
                 batched: false,
+                after: None,
             }
         );
     }
@@ -281,6 +319,7 @@ mod tests {
             ClientFrame::Subscribe {
                 product_ids: None,
                 batched: true,
+                after: None,
             }
         );
         let err = ClientFrame::parse(r#"{"action":"subscribe","batched":"yes"}"#).unwrap_err();
@@ -292,6 +331,8 @@ mod tests {
         let plain = ServerFrame::Subscribed {
             product_ids: None,
             batched: false,
+            position: None,
+            settle_ms: None,
         };
         assert_eq!(
             plain.to_json(),
@@ -300,10 +341,12 @@ mod tests {
         let batched = ServerFrame::Subscribed {
             product_ids: None,
             batched: true,
+            position: Some("3.0.1".into()),
+            settle_ms: Some(15000),
         };
         assert_eq!(
             batched.to_json(),
-            r#"{"type":"subscribed","productIds":null,"batched":true}"#
+            r#"{"type":"subscribed","productIds":null,"batched":true,"position":"3.0.1","settleMs":15000}"#
         );
     }
 
@@ -336,6 +379,15 @@ mod tests {
             ClientFrame::Subscribe {
                 product_ids: None,
                 batched: false,
+                after: None,
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"subscribe","after":"4.0.17"}"#).unwrap(),
+            ClientFrame::Subscribe {
+                product_ids: None,
+                batched: false,
+                after: Some("4.0.17".into()),
             }
         );
     }
@@ -369,6 +421,8 @@ mod tests {
                 r#"{"action":"subscribe","productIDs":["p-001"]}"#,
                 "invalid_field",
             ),
+            (r#"{"action":"subscribe","after":""}"#, "invalid_field"),
+            (r#"{"action":"subscribe","after":17}"#, "invalid_field"),
         ];
         for (body, code) in cases {
             let err = ClientFrame::parse(body).unwrap_err();

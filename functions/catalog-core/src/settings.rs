@@ -13,6 +13,8 @@ use crate::ports::{change_log, photos};
 pub struct DownstreamSettings {
     pub products_table: String,
     pub connections_table: String,
+    /// Shards of the connections table (`CONNECTION_SHARDS`); every function must agree.
+    pub connection_shards: usize,
     pub management_endpoint: String,
     pub breaker: BreakerConfig,
 }
@@ -22,6 +24,10 @@ impl FromEnv for DownstreamSettings {
         Ok(Self {
             products_table: env.required("PRODUCTS_TABLE")?,
             connections_table: env.required("CONNECTIONS_TABLE")?,
+            connection_shards: env.parsed_or(
+                "CONNECTION_SHARDS",
+                crate::ports::connections::DEFAULT_CONNECTION_SHARDS,
+            )?,
             management_endpoint: env.required("WS_MANAGEMENT_ENDPOINT")?,
             breaker: BreakerConfig::read(env)?,
         })
@@ -51,12 +57,17 @@ impl FromEnv for GeneratorSettings {
 pub struct ConsumerSettings {
     pub downstreams: DownstreamSettings,
     pub dead_letter_queue_url: String,
+    /// The changes queue itself: a retryable failure is made visible again sooner than its
+    /// visibility timeout (ChangeMessageVisibility).
+    pub queue_url: String,
+    /// The first retry's delay; each further receive doubles it, up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
     pub change_log_table: String,
     pub change_log_retention_seconds: i64,
     pub change_log_shards: usize,
     pub push_concurrency: usize,
     pub group_concurrency: usize,
-    pub connection_cache_ms: u64,
 }
 
 impl FromEnv for ConsumerSettings {
@@ -64,12 +75,14 @@ impl FromEnv for ConsumerSettings {
         Ok(Self {
             downstreams: DownstreamSettings::read(env)?,
             dead_letter_queue_url: env.required("CHANGES_DEAD_LETTER_QUEUE_URL")?,
+            queue_url: env.required("CHANGES_QUEUE_URL")?,
+            retry_base_ms: env.parsed_or("RETRY_BASE_MS", 1000)?,
+            retry_max_ms: env.parsed_or("RETRY_MAX_MS", 5_000)?,
             change_log_table: env.required("CHANGE_LOG_TABLE")?,
             change_log_retention_seconds: env.parsed_or("CHANGE_LOG_RETENTION_SECONDS", 3600)?,
             change_log_shards: change_log::shards_of(env)?,
             push_concurrency: env.parsed_or("PUSH_CONCURRENCY", 16)?,
             group_concurrency: env.parsed_or("GROUP_CONCURRENCY", 10)?,
-            connection_cache_ms: env.parsed_or("CONNECTION_CACHE_MS", 0)?,
         })
     }
 }
@@ -81,6 +94,11 @@ pub struct WsHandlerSettings {
     pub messages_per_second: f64,
     pub message_burst: u32,
     pub connection_ttl_seconds: i64,
+    pub change_log_table: String,
+    pub change_log_shards: usize,
+    /// How old a live frame must be before a client counts it toward its resume position:
+    /// longer than the consumer may take to push a change it has numbered (its timeout).
+    pub resume_settle_ms: u64,
 }
 
 impl FromEnv for WsHandlerSettings {
@@ -91,6 +109,9 @@ impl FromEnv for WsHandlerSettings {
             messages_per_second: env.parsed_or("WS_MESSAGES_PER_SECOND", 10.0)?,
             message_burst: env.parsed_or("WS_MESSAGE_BURST", 20)?,
             connection_ttl_seconds: env.parsed_or("CONNECTION_TTL_SECONDS", 7200)?,
+            change_log_table: env.required("CHANGE_LOG_TABLE")?,
+            change_log_shards: change_log::shards_of(env)?,
+            resume_settle_ms: env.parsed_or("RESUME_SETTLE_MS", 15_000)?,
         })
     }
 }
@@ -151,7 +172,7 @@ impl FromEnv for RestApiSettings {
 mod tests {
     use super::*;
 
-    const SET: [(&str, &str); 5] = [
+    const SET: [(&str, &str); 6] = [
         ("PRODUCTS_TABLE", "products"),
         ("CONNECTIONS_TABLE", "connections"),
         (
@@ -163,6 +184,7 @@ mod tests {
             "http://127.0.0.1:4566/0/dlq",
         ),
         ("CHANGE_LOG_TABLE", "log"),
+        ("CHANGES_QUEUE_URL", "http://127.0.0.1:4566/0/changes.fifo"),
     ];
 
     #[test]

@@ -134,6 +134,19 @@ pub async fn dead_letter_record<D: DeadLetters + ?Sized>(
     }
 }
 
+/// How long a record that failed for a reason that may pass waits before its next receive:
+/// `base` doubled for each receive before this one, at most `max`. The queue's own visibility
+/// timeout stays long, for an invocation that dies without answering.
+pub fn retry_delay(record: &SqsMessage, base: std::time::Duration, max: std::time::Duration) -> std::time::Duration {
+    let receives: u32 = record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1);
+    base.saturating_mul(1 << receives.saturating_sub(1).min(16))
+        .min(max)
+}
+
 /// The `batchItemFailures` entry that returns one message to its queue.
 pub fn retry_later(message_id: String) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
@@ -194,6 +207,24 @@ mod tests {
                 m
             })
             .collect()
+    }
+
+    #[test]
+    fn a_retry_waits_longer_with_each_receive_up_to_the_limit() {
+        use std::time::Duration;
+        let received = |count: &str| {
+            let mut m = SqsMessage::default();
+            m.attributes
+                .insert("ApproximateReceiveCount".to_owned(), count.to_owned());
+            m
+        };
+        let (base, max) = (Duration::from_secs(1), Duration::from_secs(5));
+        let delays: Vec<u64> = ["1", "2", "3", "4", "40"]
+            .iter()
+            .map(|c| retry_delay(&received(c), base, max).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 5, 5]);
+        assert_eq!(retry_delay(&SqsMessage::default(), base, max), base);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use catalog_core::frames::{wants, ServerFrame};
 use catalog_core::ports::{
     ChangeLog, Connection, ConnectionStore, DeadLetters, DownstreamError, ProductStore, PushError,
-    Pusher,
+    Pusher, Redelivery,
 };
 use catalog_core::sqs_batch::{self, Order, RecordFailure, RecordHandler};
 use catalog_core::{ApplyOutcome, CatalogEvent, ChangeError, ProductChanged};
@@ -34,6 +34,8 @@ pub struct BatchCounts {
     pub pushes_sent: usize,
     pub pushes_gone: usize,
     pub pushes_failed: usize,
+    /// 410s from connections whose `$connect` may not have returned yet: skipped, kept.
+    pub pushes_not_open: usize,
     /// Now minus each change's `changedAt`, for every change applied or re-pushed.
     pub lag_ms: Vec<f64>,
 }
@@ -50,6 +52,7 @@ impl BatchCounts {
         self.pushes_sent += other.pushes_sent;
         self.pushes_gone += other.pushes_gone;
         self.pushes_failed += other.pushes_failed;
+        self.pushes_not_open += other.pushes_not_open;
         self.lag_ms.extend(other.lag_ms);
     }
 
@@ -65,6 +68,7 @@ impl BatchCounts {
             .count("PushesSent", self.pushes_sent)
             .count("PushesGone", self.pushes_gone)
             .count("PushesFailed", self.pushes_failed)
+            .count("PushesNotOpen", self.pushes_not_open)
             .milliseconds("EndToEndLagMs", &self.lag_ms);
     }
 }
@@ -91,60 +95,94 @@ pub struct Consumer<P, C, U, D, L> {
     pub push_concurrency: usize,
     /// How many message groups (products) of a batch are handled at once.
     pub group_concurrency: usize,
-    /// The connection list, kept in the warm container for a short while.
-    pub connection_cache: ConnectionCache,
+    /// The connection list as this warm container last read it, by shard.
+    pub connection_view: ConnectionView,
+    /// Returns failed records to the queue after a short, growing delay.
+    pub redelivery: Box<dyn Redelivery>,
+    /// The first retry's delay and the longest (`sqs_batch::retry_delay`).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
     /// Test-only failures; inert unless built with the `fault-injection` feature.
     pub faults: faults::Faults,
 }
 
-/// The connection list as last read, shared by the batches of one warm container, so a
-/// batch does not scan the table when a recent read exists. `max_age` zero reads it once
-/// per batch. A client's subscription takes effect for changes handled at most `max_age`
-/// after its `subscribed` acknowledgement.
-#[derive(Debug, Default)]
-pub struct ConnectionCache {
-    pub max_age: Duration,
-    cached: tokio::sync::Mutex<Option<(Instant, Arc<Vec<Connection>>)>>,
+/// How long after `$connect` a 410 may only mean the connection is not open yet: API Gateway
+/// answers 410 until `$connect` returns (the WebSocket function's timeout bounds that).
+pub const CONNECT_GRACE_MS: i64 = 30_000;
+
+/// The connection list as this warm container last read it, shard by shard.
+///
+/// Every connect and subscribe raises its shard's revision after writing its record. Before a
+/// change is pushed, [`ConnectionView::since`] reads the revisions (one strongly consistent
+/// BatchGetItem) *after* the change was applied and numbered in the change log, and re-reads
+/// only the shards that moved. So a subscription either is in the list the change is pushed
+/// to, or was written after the change was applied and numbered: then the snapshot or the
+/// log position the client received after subscribing already holds it. Neither side waits
+/// for the other, and no read grows with the table per batch (docs/design.md, "Convergence").
+#[derive(Default)]
+pub struct ConnectionView {
+    state: tokio::sync::Mutex<ViewState>,
 }
 
-impl ConnectionCache {
-    pub fn new(max_age: Duration) -> Self {
-        Self {
-            max_age,
-            cached: Default::default(),
-        }
-    }
+#[derive(Default)]
+struct ViewState {
+    /// When the last read of the revisions started.
+    read_started: Option<Instant>,
+    revisions: Vec<u64>,
+    /// Each shard's connections as last read; `None` until read once.
+    shards: Vec<Option<Vec<Connection>>>,
+    list: Arc<Vec<Connection>>,
+}
 
-    /// The list no older than `max_age` (for a batch that started at `batch_started`).
-    async fn get(
+impl ConnectionView {
+    /// The connections as of a revisions read that started at or after `since`.
+    pub async fn since(
         &self,
         store: &impl ConnectionStore,
-        batch_started: Instant,
+        since: Instant,
     ) -> Result<Arc<Vec<Connection>>, DownstreamError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((read_at, list)) = cached.as_ref() {
-            // A list read during this batch is always fresh enough for it.
-            if *read_at >= batch_started || read_at.elapsed() < self.max_age {
-                return Ok(list.clone());
-            }
+        let mut state = self.state.lock().await;
+        if state.read_started.is_some_and(|started| started >= since) {
+            return Ok(state.list.clone());
         }
-        let list = Arc::new(store.all().await?);
-        *cached = Some((Instant::now(), list.clone()));
-        Ok(list)
+        let started = Instant::now();
+        let revisions = store.revisions().await?;
+        if state.shards.len() != revisions.len() {
+            state.shards = vec![None; revisions.len()];
+            state.revisions = vec![0; revisions.len()];
+        }
+        let moved: Vec<usize> = (0..revisions.len())
+            .filter(|&s| state.shards[s].is_none() || state.revisions[s] != revisions[s])
+            .collect();
+        let read = futures::future::try_join_all(moved.iter().map(|&s| store.shard(s))).await?;
+        for (shard, connections) in moved.iter().zip(read) {
+            state.shards[*shard] = Some(connections);
+            state.revisions[*shard] = revisions[*shard];
+        }
+        if !moved.is_empty() {
+            state.list = Arc::new(state.shards.iter().flatten().flatten().cloned().collect());
+        }
+        state.read_started = Some(started);
+        Ok(state.list.clone())
     }
 
-    /// Drops a connection that answered 410 from the cached list.
+    /// Drops a connection that answered 410 from the list.
     async fn forget(&self, connection_id: &str) {
-        if let Some((_, list)) = self.cached.lock().await.as_mut() {
-            if list.iter().any(|c| c.connection_id == connection_id) {
-                *list = Arc::new(
-                    list.iter()
-                        .filter(|c| c.connection_id != connection_id)
-                        .cloned()
-                        .collect(),
-                );
-            }
+        let mut state = self.state.lock().await;
+        if !state.list.iter().any(|c| c.connection_id == connection_id) {
+            return;
         }
+        for shard in state.shards.iter_mut().flatten() {
+            shard.retain(|c| c.connection_id != connection_id);
+        }
+        state.list = Arc::new(
+            state
+                .list
+                .iter()
+                .filter(|c| c.connection_id != connection_id)
+                .cloned()
+                .collect(),
+        );
     }
 }
 
@@ -206,9 +244,29 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
         failed.extend(coalesced_failed);
         let retry = returned_in_group_order(&event.records, &groups, &failed);
         counts.failed += retry.len().saturating_sub(returned_before);
+        self.redeliver_soon(&event.records, &retry).await;
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = retry.into_iter().map(sqs_batch::retry_later).collect();
         (response, counts)
+    }
+
+    /// Makes the returned records visible again after `sqs_batch::retry_delay` instead of
+    /// the queue's visibility timeout (kept long for invocations that die without answering).
+    async fn redeliver_soon(&self, records: &[SqsMessage], returned: &[String]) {
+        let delays: Vec<(String, Duration)> = records
+            .iter()
+            .filter(|r| r.message_id.as_ref().is_some_and(|id| returned.contains(id)))
+            .filter_map(|r| {
+                let delay = sqs_batch::retry_delay(r, self.retry_base, self.retry_max);
+                r.receipt_handle.clone().map(|receipt| (receipt, delay))
+            })
+            .collect();
+        if delays.is_empty() {
+            return;
+        }
+        if let Err(err) = self.redelivery.redeliver_after(&delays).await {
+            warn!(error = %err, "could not shorten the returned records' visibility; they return after the queue's timeout");
+        }
     }
 
     /// Sends each batched connection one `batch` frame with the batch's frames it wants.
@@ -219,9 +277,10 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             return Vec::new();
         }
         let every_record = || handled.iter().map(|h| h.message_id.clone()).collect();
+        // Every record read the list after it was numbered; the newest read serves them all.
         let connections = match self
-            .connection_cache
-            .get(&self.connections, batch.started)
+            .connection_view
+            .since(&self.connections, batch.started)
             .await
         {
             Ok(connections) => connections,
@@ -230,7 +289,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                 return every_record();
             }
         };
-        let jobs: Vec<(&str, String, Vec<&HandledFrame>)> = {
+        let jobs: Vec<(&Connection, String, Vec<&HandledFrame>)> = {
             let gone = batch.gone.lock().expect("gone set");
             connections
                 .iter()
@@ -242,12 +301,12 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
                         .collect();
                     (!frames.is_empty()).then(|| {
                         let json = ServerFrame::batch_json(frames.iter().map(|h| h.json.as_str()));
-                        (c.connection_id.as_str(), json, frames)
+                        (c, json, frames)
                     })
                 })
                 .collect()
         };
-        let sends: Vec<(&str, &str)> = jobs
+        let sends: Vec<(&Connection, &str)> = jobs
             .iter()
             .map(|(c, json, _)| (*c, json.as_str()))
             .collect();
@@ -314,17 +373,18 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             }
         };
         counts.lag_ms.push(lag_ms);
-        // Logged while it is pushed: the log's two writes would otherwise add to every
-        // change's latency. If either fails the message returns; its redelivery is logged
-        // and pushed again as a duplicate (clients and SSE readers drop versions they have).
+        let product_id = frame.product_id().unwrap_or_default().to_owned();
+        let mark = self.change_log.reserve(&product_id).await?;
+        let numbered = Instant::now();
+        let frame = frame.logged_at(mark);
         let frame_json = frame.to_json();
+        // The entry is written while the change is pushed: a second write would otherwise add
+        // to every change's latency. If either fails the message returns; its redelivery is
+        // logged and pushed again as a duplicate (clients drop versions they have).
         let (logged, pushed) = tokio::join!(
-            self.change_log.append(
-                frame.type_name(),
-                frame.product_id().unwrap_or_default(),
-                &frame_json,
-            ),
-            self.push_to_subscribers(&frame, &frame_json, batch, counts)
+            self.change_log
+                .write(mark, frame.type_name(), &product_id, &frame_json),
+            self.push_to_subscribers(&product_id, &frame_json, numbered, batch, counts)
         );
         logged?;
         pushed?;
@@ -334,7 +394,7 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
             .expect("handled frames")
             .push(HandledFrame {
                 message_id: record.message_id.clone().unwrap_or_default(),
-                product_id: frame.product_id().unwrap_or_default().to_owned(),
+                product_id,
                 json: frame_json,
             });
         Ok(())
@@ -368,25 +428,26 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
 
     /// Pushes a frame to every connection that wants its product, one frame per change,
     /// concurrently; batched connections get it at the end of the batch (`push_batched`).
+    /// The connection list is read after the change was numbered (`numbered`).
     async fn push_to_subscribers(
         &self,
-        frame: &ServerFrame,
+        product_id: &str,
         frame_json: &str,
+        numbered: Instant,
         batch: &Batch,
         counts: &mut BatchCounts,
     ) -> Result<(), RecordError> {
-        let product_id = frame.product_id().unwrap_or_default();
         let connections = self
-            .connection_cache
-            .get(&self.connections, batch.started)
+            .connection_view
+            .since(&self.connections, numbered)
             .await?;
-        let sends: Vec<(&str, &str)> = {
+        let sends: Vec<(&Connection, &str)> = {
             let gone = batch.gone.lock().expect("gone set");
             connections
                 .iter()
                 .filter(|c| !c.batched && wants(c.product_ids.as_ref(), product_id))
                 .filter(|c| !gone.contains(&c.connection_id))
-                .map(|c| (c.connection_id.as_str(), frame_json))
+                .map(|c| (c, frame_json))
                 .collect()
         };
         let failed = self.push_each(&sends, batch, counts).await?.len();
@@ -400,31 +461,43 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
     }
 
     /// Pushes each payload to its connection, `push_concurrency` at a time. A connection that
-    /// answers 410 is removed and not pushed to again in this batch. Returns the indices of
-    /// the sends that failed otherwise.
+    /// answers 410 is removed and not pushed to again in this batch, unless it is young enough
+    /// that its `$connect` may not have returned: then it is only skipped for this batch.
+    /// Returns the indices of the sends that failed otherwise.
     async fn push_each(
         &self,
-        sends: &[(&str, &str)],
+        sends: &[(&Connection, &str)],
         batch: &Batch,
         counts: &mut BatchCounts,
     ) -> Result<Vec<usize>, DownstreamError> {
         let results: Vec<(usize, Result<(), PushError>)> = stream::iter(sends.iter().enumerate())
-            .map(|(i, (connection_id, payload))| async move {
-                (i, self.pusher.push(connection_id, payload).await)
+            .map(|(i, (connection, payload))| async move {
+                (i, self.pusher.push(&connection.connection_id, payload).await)
             })
             .buffer_unordered(self.push_concurrency.max(1))
             .collect()
             .await;
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let mut failed = Vec::new();
         for (i, result) in results {
-            let connection_id = sends[i].0;
+            let connection = sends[i].0;
+            let connection_id = connection.connection_id.as_str();
             match result {
                 Ok(()) => counts.pushes_sent += 1,
+                Err(PushError::Gone) if now_ms - connection.connected_at_ms < CONNECT_GRACE_MS => {
+                    counts.pushes_not_open += 1;
+                    debug!(connection_id = %connection_id, "410 from a connection still opening; skipped");
+                    batch
+                        .gone
+                        .lock()
+                        .expect("gone set")
+                        .insert(connection_id.to_owned());
+                }
                 Err(PushError::Gone) => {
                     counts.pushes_gone += 1;
                     info!(connection_id = %connection_id, "connection gone (410); removing its record");
                     self.connections.remove(connection_id).await?;
-                    self.connection_cache.forget(connection_id).await;
+                    self.connection_view.forget(connection_id).await;
                     batch
                         .gone
                         .lock()

@@ -1,9 +1,10 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use catalog_core::aws::{clients, Downstreams, DynamoChangeLog, SqsDeadLetters};
+use catalog_core::aws::{clients, Downstreams, DynamoChangeLog, SqsDeadLetters, SqsRedelivery};
 use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
 use catalog_core::settings::ConsumerSettings;
-use consumer::{faults::Faults, ConnectionCache, Consumer};
+use consumer::{faults::Faults, Consumer};
+use std::time::Duration;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use tracing::{info, info_span, Instrument};
 
@@ -30,6 +31,12 @@ async fn main() -> Result<(), Error> {
             aws_sdk_sqs::Client::new(&sdk),
             settings.dead_letter_queue_url,
         ),
+        redelivery: Box::new(SqsRedelivery::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            settings.queue_url,
+        )),
+        retry_base: Duration::from_millis(settings.retry_base_ms),
+        retry_max: Duration::from_millis(settings.retry_max_ms),
         change_log: DynamoChangeLog::new(
             aws_sdk_dynamodb::Client::new(&sdk),
             settings.change_log_table,
@@ -38,9 +45,7 @@ async fn main() -> Result<(), Error> {
         ),
         push_concurrency: settings.push_concurrency,
         group_concurrency: settings.group_concurrency,
-        connection_cache: ConnectionCache::new(std::time::Duration::from_millis(
-            settings.connection_cache_ms,
-        )),
+        connection_view: Default::default(),
         faults: Faults::from_env(),
     };
     let metrics_target = MetricsTarget::from_env("consumer")?;

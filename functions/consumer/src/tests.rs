@@ -3,6 +3,7 @@ use std::collections::BTreeSet;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use catalog_core::fakes::{
     product, MemoryConnections, MemoryDeadLetters, MemoryProducts, RecordingPusher,
+    RecordingRedelivery,
 };
 use catalog_core::generate::plan_change;
 use catalog_core::generate::ProductState;
@@ -31,7 +32,10 @@ fn consumer() -> TestConsumer {
         change_log: Default::default(),
         push_concurrency: 4,
         group_concurrency: 10,
-        connection_cache: Default::default(),
+        connection_view: Default::default(),
+        redelivery: Box::new(RecordingRedelivery::default()),
+        retry_base: std::time::Duration::from_secs(1),
+        retry_max: std::time::Duration::from_secs(5),
         faults: Default::default(),
     }
 }
@@ -412,7 +416,10 @@ async fn a_batch_runs_its_products_concurrently_and_each_products_changes_in_ord
         change_log: catalog_core::fakes::MemoryChangeLog::default(),
         push_concurrency: 4,
         group_concurrency: 10,
-        connection_cache: Default::default(),
+        connection_view: Default::default(),
+        redelivery: Box::new(RecordingRedelivery::default()),
+        retry_base: std::time::Duration::from_secs(1),
+        retry_max: std::time::Duration::from_secs(5),
         faults: Default::default(),
     };
     c.connections.add("everything", 0, i64::MAX).await.unwrap();
@@ -471,32 +478,114 @@ async fn a_failed_change_returns_with_the_rest_of_its_product_and_other_products
 }
 
 #[tokio::test]
-async fn the_connection_list_is_read_once_per_batch_and_reused_within_its_max_age() {
-    let mut c = consumer();
-    c.connection_cache = ConnectionCache::new(std::time::Duration::from_secs(60));
+async fn a_subscription_reaches_the_next_change_and_only_moved_shards_are_read_again() {
+    let c = consumer();
     connect(&c, "early", None).await;
     c.handle_batch(grouped_event(&[&change("p-001", 1, 1299, 40)]))
         .await;
-    connect(&c, "late", None).await;
+    let reads = || {
+        c.connections
+            .shard_reads
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let after_first = reads();
+    assert_eq!(
+        after_first,
+        c.connections.shards(),
+        "the first batch reads every shard once"
+    );
     c.handle_batch(grouped_event(&[&change("p-001", 2, 1299, 41)]))
         .await;
-    assert_eq!(c.pusher.frames("early").len(), 2);
-    assert!(
-        c.pusher.frames("late").is_empty(),
-        "within the max age the cached list is used"
-    );
+    assert_eq!(reads(), after_first, "no revision moved: nothing re-read");
 
-    // With no max age every batch reads the list again.
-    c.connection_cache = ConnectionCache::new(std::time::Duration::ZERO);
+    // A subscription written before a change is numbered is in the list that change goes to.
+    connect(&c, "late", None).await;
     c.handle_batch(grouped_event(&[&change("p-001", 3, 1299, 42)]))
         .await;
-    assert_eq!(c.pusher.frames("late").len(), 1);
+    assert_eq!(c.pusher.frames("early").len(), 3);
+    assert_eq!(c.pusher.frames("late").len(), 1, "the very next change");
+    assert_eq!(reads(), after_first + 1, "only the late connection's shard");
+}
+
+#[tokio::test]
+async fn pushed_frames_carry_their_change_log_entry() {
+    let c = consumer();
+    connect(&c, "all", None).await;
+    c.handle_batch(grouped_event(&[
+        &change("p-001", 1, 1299, 40),
+        &change("p-001", 2, 1299, 41),
+    ]))
+    .await;
+    let frames = c.pusher.frames("all");
+    let marks: Vec<(usize, u64)> = frames
+        .iter()
+        .map(|f| {
+            let v: serde_json::Value = serde_json::from_str(f).unwrap();
+            (
+                v["log"]["shard"].as_u64().unwrap() as usize,
+                v["log"]["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let shard = catalog_core::ports::shard_of("p-001", c.change_log.shards());
+    assert_eq!(marks, [(shard, 1), (shard, 2)]);
+    let logged = c.change_log.entries.lock().unwrap().clone();
+    assert_eq!(logged.len(), 2);
+    assert_eq!(logged[1].data, frames[1], "the log holds the frame as pushed");
+}
+
+#[tokio::test]
+async fn a_410_from_a_connection_still_opening_skips_it_without_removing_it() {
+    let c = consumer();
+    let now = chrono::Utc::now().timestamp_millis();
+    c.connections.add("opening", now, i64::MAX).await.unwrap();
+    c.pusher.gone.lock().unwrap().insert("opening".into());
+    let (response, counts) = c
+        .handle_batch(grouped_event(&[&change("p-001", 1, 1299, 40)]))
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!((counts.pushes_not_open, counts.pushes_gone), (1, 0));
+    assert!(c.connections.ids().contains(&"opening".to_owned()));
+
+    // Once open it receives the next change.
+    c.pusher.gone.lock().unwrap().clear();
+    c.handle_batch(grouped_event(&[&change("p-001", 2, 1299, 41)]))
+        .await;
+    assert_eq!(c.pusher.frames("opening").len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_push_returns_its_records_after_a_short_growing_delay() {
+    let redelivery = RecordingRedelivery::default();
+    let mut c = consumer();
+    c.redelivery = Box::new(redelivery.clone());
+    connect(&c, "all", None).await;
+    c.pusher.failing.lock().unwrap().insert("all".into());
+    let mut event = grouped_event(&[
+        &change("p-001", 1, 1299, 40),
+        &change("p-001", 2, 1299, 41),
+    ]);
+    for (i, record) in event.records.iter_mut().enumerate() {
+        record.receipt_handle = Some(format!("receipt-{i}"));
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "3".into());
+    }
+    let (response, _) = c.handle_batch(event).await;
+    assert_eq!(failed_ids(&response), ["m-0", "m-1"]);
+    let asked = redelivery.asked.lock().unwrap().clone();
+    assert_eq!(
+        asked,
+        [
+            ("receipt-0".to_owned(), std::time::Duration::from_secs(4)),
+            ("receipt-1".to_owned(), std::time::Duration::from_secs(4)),
+        ]
+    );
 }
 
 #[tokio::test]
 async fn a_gone_connection_is_dropped_from_the_cached_list() {
-    let mut c = consumer();
-    c.connection_cache = ConnectionCache::new(std::time::Duration::from_secs(60));
+    let c = consumer();
     connect(&c, "stays", None).await;
     connect(&c, "leaves", None).await;
     c.pusher.gone.lock().unwrap().insert("leaves".into());

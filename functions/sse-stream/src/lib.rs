@@ -4,7 +4,9 @@
 //!
 //! Each event is one change-log entry: `id:` is the reader's [`LogPosition`] once the event
 //! is read (the last sequence number of each shard), `event:` its type, `data:` the same
-//! JSON a WebSocket client gets. A client that reconnects with `Last-Event-ID` gets
+//! JSON a WebSocket client gets. The first event of a session is `ready` (no `id:`): the
+//! session's start position is fixed, so a page may now load the catalogue and apply the
+//! events that follow by version. A client that reconnects with `Last-Event-ID` gets
 //! everything after that position still in the log (the retention window): nothing twice,
 //! nothing skipped. Order: a product's events in version order (a product stays in one
 //! shard); across shards, the order they were logged in as the session reads them.
@@ -189,16 +191,20 @@ pub async fn run_session(
     // The id of the last event sent: it moves only as events go out.
     let mut sent = start.clone();
     let ends = Instant::now() + config.max_duration;
-    if out
-        .send(
-            Event::default()
-                .retry(Duration::from_secs(1))
-                .comment(format!("connected, after event {start}")),
-        )
-        .await
-        .is_err()
-    {
-        return Ok(left);
+    // `ready` (no id, so a client's Last-Event-ID stays where it was) tells the client the
+    // stream's start is fixed: whatever it loads from now on is older than what follows.
+    let ready = [
+        Event::default()
+            .retry(Duration::from_secs(1))
+            .comment(format!("connected, after event {start}")),
+        Event::default()
+            .event("ready")
+            .data(serde_json::json!({ "position": start.to_string() }).to_string()),
+    ];
+    for event in ready {
+        if out.send(event).await.is_err() {
+            return Ok(left);
+        }
     }
     let mut quiet_since = Instant::now();
     while Instant::now() < ends {

@@ -152,9 +152,11 @@ fn ids(text: &str, shards: usize) -> Vec<LogPosition> {
         .collect()
 }
 
+/// The data of every change event (not the session's `ready` event).
 fn data(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| !d.starts_with(r#"{"position""#))
         .map(str::to_owned)
         .collect()
 }
@@ -174,6 +176,22 @@ async fn append_numbered(log: &MemoryChangeLog, products: &[&str], count: usize)
     for i in 0..count {
         append_one(log, products[i % products.len()], i).await;
     }
+}
+
+#[tokio::test]
+async fn a_session_says_ready_with_its_start_before_any_change() {
+    let log = Arc::new(MemoryChangeLog::with_shards(4));
+    append_numbered(&log, &["p-001", "p-002"], 5).await;
+    let start = log.head().await.unwrap();
+    let text = collect(&log, SseRequest::default(), 300).await;
+    let ready = text
+        .find("event: ready")
+        .expect("a ready event");
+    assert!(
+        text[ready..].contains(&format!(r#"data: {{"position":"{start}"}}"#)),
+        "{text}"
+    );
+    assert!(!text[..ready].contains("id: "), "nothing before it");
 }
 
 #[tokio::test]

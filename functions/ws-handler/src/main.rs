@@ -1,5 +1,5 @@
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use catalog_core::aws::{clients, Downstreams};
+use catalog_core::aws::{clients, Downstreams, DynamoChangeLog};
 use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
 use catalog_core::settings::WsHandlerSettings;
@@ -19,6 +19,13 @@ async fn main() -> Result<(), Error> {
         connections: downstreams.connections,
         products: downstreams.products,
         pusher: downstreams.pusher,
+        change_log: DynamoChangeLog::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            settings.change_log_table,
+            0,
+            settings.change_log_shards,
+        ),
+        resume_settle_ms: settings.resume_settle_ms,
         verifier: settings.verifier,
         limiter: catalog_core::rate::RateLimiter::new(
             settings.messages_per_second,

@@ -1,13 +1,17 @@
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
-use catalog_core::fakes::{product, MemoryConnections, MemoryProducts, RecordingPusher};
+use catalog_core::fakes::{
+    product, MemoryChangeLog, MemoryConnections, MemoryProducts, RecordingPusher,
+};
 
 use super::*;
 
 const CONNECTION: &str = "Sx2XhdJXoAMCJ0g=";
 const SECRET: &[u8] = b"test-secret-test-secret-test-secret";
 
-fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher> {
+fn handler() -> WsHandler<MemoryConnections, MemoryProducts, RecordingPusher, MemoryChangeLog> {
     WsHandler {
+        change_log: MemoryChangeLog::with_shards(4),
+        resume_settle_ms: 15_000,
         connections: MemoryConnections::default(),
         products: MemoryProducts::with(
             (1..=120).map(|i| product(&format!("p-{i:03}"), 100 * i, i)),
@@ -167,6 +171,115 @@ async fn snapshot_sends_the_whole_catalogue_in_parts() {
         (frames[1]["part"].as_u64(), frames[1]["parts"].as_u64()),
         (Some(2), Some(2))
     );
+}
+
+#[tokio::test]
+async fn a_filtered_snapshot_holds_only_the_subscribed_products() {
+    let h = handler();
+    h.handle(&connect()).await.unwrap();
+    h.handle(&message(r#"{"action":"subscribe","productIds":["p-007","p-003","p-999"]}"#))
+        .await
+        .unwrap();
+    h.handle(&message(r#"{"action":"snapshot"}"#))
+        .await
+        .unwrap();
+    let frames = h.pusher.frames(CONNECTION);
+    let snapshot = &frames[1];
+    assert_eq!(snapshot["type"], "snapshot");
+    let ids: Vec<&str> = snapshot["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["productId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p-003", "p-007"], "an unknown id is not an error");
+}
+
+/// Logs a `productChanged`-like entry for `product_id` at `version`.
+async fn log_change(h: &WsHandler<MemoryConnections, MemoryProducts, RecordingPusher, MemoryChangeLog>, product_id: &str, version: u64) {
+    let data = serde_json::json!({"type":"productChanged","productId":product_id,"version":version}).to_string();
+    h.change_log
+        .append("productChanged", product_id, &data)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn subscribing_names_the_log_position_from_which_it_is_live() {
+    let h = handler();
+    h.handle(&connect()).await.unwrap();
+    log_change(&h, "p-001", 1).await;
+    log_change(&h, "p-002", 1).await;
+    h.handle(&message(r#"{"action":"subscribe"}"#))
+        .await
+        .unwrap();
+    let ack = &h.pusher.frames(CONNECTION)[0];
+    assert_eq!(ack["type"], "subscribed");
+    assert_eq!(
+        ack["position"].as_str().unwrap(),
+        h.change_log.head().await.unwrap().to_string()
+    );
+    assert_eq!(ack["settleMs"], 15_000);
+}
+
+#[tokio::test]
+async fn a_resuming_subscribe_replays_its_products_changes_after_the_position_in_order() {
+    let h = handler();
+    h.handle(&connect()).await.unwrap();
+    log_change(&h, "p-001", 1).await;
+    let position = h.change_log.head().await.unwrap().to_string();
+    for version in 2..=4 {
+        log_change(&h, "p-001", version).await;
+        log_change(&h, "p-002", version).await;
+        log_change(&h, "p-003", version).await;
+    }
+    let frame = serde_json::json!({"action":"subscribe","productIds":["p-001","p-003"],"after":position});
+    assert_eq!(
+        h.handle(&message(&frame.to_string())).await.unwrap(),
+        RouteOutcome::Subscribed
+    );
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames.len(), 2, "one batch of replayed changes, then the ack");
+    assert_eq!(frames[0]["type"], "batch");
+    let replayed: Vec<(String, u64)> = frames[0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["productId"].as_str().unwrap().to_owned(), f["version"].as_u64().unwrap()))
+        .collect();
+    for id in ["p-001", "p-003"] {
+        let versions: Vec<u64> = replayed.iter().filter(|(p, _)| p == id).map(|(_, v)| *v).collect();
+        assert_eq!(versions, [2, 3, 4], "{id}");
+    }
+    assert!(replayed.iter().all(|(p, _)| p != "p-002"), "not subscribed");
+    assert_eq!(frames[1]["type"], "subscribed");
+    assert_eq!(
+        frames[1]["position"].as_str().unwrap(),
+        h.change_log.head().await.unwrap().to_string()
+    );
+}
+
+#[tokio::test]
+async fn a_resume_too_far_back_or_from_a_foreign_position_is_told_so_and_still_subscribes() {
+    let h = handler();
+    h.handle(&connect()).await.unwrap();
+    let start = h.change_log.head().await.unwrap().to_string();
+    for version in 1..=(MAX_REPLAY_ENTRIES + 1) {
+        log_change(&h, "p-001", version).await;
+    }
+    let frame = serde_json::json!({"action":"subscribe","after":start});
+    h.handle(&message(&frame.to_string())).await.unwrap();
+    let frames = h.pusher.frames(CONNECTION);
+    assert_eq!(frames[0]["code"], "resume_too_far");
+    assert!(frames[0]["message"].as_str().unwrap().contains("snapshot"));
+    assert_eq!(frames[1]["type"], "subscribed");
+
+    for after in ["1.2", "99999.0.0.0"] {
+        let frame = serde_json::json!({"action":"subscribe","after":after});
+        h.handle(&message(&frame.to_string())).await.unwrap();
+        let last = h.pusher.frames(CONNECTION).last().unwrap().clone();
+        assert_eq!(last["code"], "invalid_field", "{after}: {last}");
+    }
 }
 
 #[tokio::test]

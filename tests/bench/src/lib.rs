@@ -11,7 +11,7 @@ use catalog_core::fakes::{
 };
 use catalog_core::ports::{PushError, Pusher};
 use catalog_core::{ProductChanged, StockAndPrice};
-use consumer::{ConnectionCache, Consumer};
+use consumer::Consumer;
 
 /// Counts pushes and keeps nothing, so a long run measures the handler, not the fake.
 #[derive(Default)]
@@ -35,7 +35,8 @@ pub fn product_id(i: usize) -> String {
 }
 
 /// A consumer over `products` products and `connections` clients subscribed to everything,
-/// configured as the template configures it (connection list cached for 1 s).
+/// configured as the template configures it (the connection list re-read only when a
+/// shard's revision moves).
 pub async fn consumer_with<U: Pusher>(
     products: usize,
     connections: usize,
@@ -50,7 +51,10 @@ pub async fn consumer_with<U: Pusher>(
         change_log: MemoryChangeLog::default(),
         push_concurrency,
         group_concurrency: 10,
-        connection_cache: ConnectionCache::new(Duration::from_secs(1)),
+        connection_view: Default::default(),
+        redelivery: Box::new(catalog_core::fakes::RecordingRedelivery::default()),
+        retry_base: Duration::from_secs(1),
+        retry_max: Duration::from_secs(5),
         faults: Default::default(),
     };
     for c in 0..connections {

@@ -190,7 +190,17 @@ impl Stack {
         out.items()
             .iter()
             .filter_map(|i| i.get("connectionId").and_then(|v| v.as_s().ok()).cloned())
+            .filter(|id| !id.starts_with('#'))
             .collect()
+    }
+
+    /// The deployed connections table, as the functions write it.
+    pub fn connections(&self) -> catalog_core::aws::DynamoConnections {
+        catalog_core::aws::DynamoConnections::new(
+            self.dynamo.clone(),
+            self.output("ConnectionsTableName"),
+            catalog_core::ports::connections::DEFAULT_CONNECTION_SHARDS,
+        )
     }
 
     /// Waits until no connection record is left but those in `before`, running the generator

@@ -208,13 +208,20 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
         .send()
         .await
         .expect("DeleteConnection");
-    ws.wait_for("ws-echo reconnected and re-subscribed", |l| {
+    // Changes made while it is away reach it when it resumes.
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        missed.extend(stack.run_generator().await);
+    }
+    ws.wait_for("ws-echo reconnected and resumed", |l| {
         l.iter()
-            .filter(|l| l.contains("subscribed to every product"))
+            .filter(|l| l.contains("subscribed to every product") && l.contains("resumed"))
             .count()
-            >= 2
+            >= 1
     })
     .await;
+    ws.wait_for("ws-echo printed what it missed", |l| printed_each(l, &missed))
+        .await;
     // The SSE client resumes with Last-Event-ID when its session ends (scripts/test runs
     // the local stream with short sessions).
     sse.wait_for("sse-echo resumed", |l| {
@@ -231,6 +238,14 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
         printed_each(l, &after)
     })
     .await;
+    for change in missed.iter().chain(&changes).chain(&after) {
+        let printed = ws
+            .lines()
+            .iter()
+            .filter(|l| l.contains(&change.change_id))
+            .count();
+        assert_eq!(printed, 1, "ws-echo printed {} once: {:?}", change.change_id, ws.lines());
+    }
     let sse_ids: Vec<LogPosition> = sse
         .lines()
         .iter()

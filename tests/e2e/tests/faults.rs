@@ -269,25 +269,9 @@ async fn scenario_4_a_vanished_client_is_removed_on_410_and_others_are_unaffecte
     // API Gateway's $disconnect is best effort: a record can outlive its client. Such a ghost
     // only learns it is gone from the 410 of the next push.
     let ghost = format!("ghost-{}", uuid::Uuid::new_v4());
-    stack
-        .dynamo
-        .put_item()
-        .table_name(stack.output("ConnectionsTableName"))
-        .item(
-            "connectionId",
-            aws_sdk_dynamodb::types::AttributeValue::S(ghost.clone()),
-        )
-        .item(
-            "connectedAt",
-            aws_sdk_dynamodb::types::AttributeValue::N("0".into()),
-        )
-        .item(
-            "expiresAt",
-            aws_sdk_dynamodb::types::AttributeValue::N(i64::MAX.to_string()),
-        )
-        .send()
+    catalog_core::ports::ConnectionStore::add(&stack.connections(), &ghost, 0, i64::MAX)
         .await
-        .expect("PutItem ghost");
+        .expect("record the ghost");
 
     let published = stack.run_generator().await;
     staying

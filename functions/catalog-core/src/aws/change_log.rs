@@ -60,12 +60,7 @@ impl ChangeLog for DynamoChangeLog {
         self.shards
     }
 
-    async fn append(
-        &self,
-        event_type: &str,
-        product_id: &str,
-        data: &str,
-    ) -> Result<(usize, u64), DownstreamError> {
+    async fn reserve(&self, product_id: &str) -> Result<LogMark, DownstreamError> {
         let shard = shard_of(product_id, self.shards);
         let out = self
             .client
@@ -81,12 +76,22 @@ impl ChangeLog for DynamoChangeLog {
             .await
             .map_err(|e| DownstreamError::aws("UpdateItem change-log counter", e))?;
         let seq: u64 = get_n(&out.attributes.unwrap_or_default(), "next")?;
+        Ok(LogMark { shard, seq })
+    }
+
+    async fn write(
+        &self,
+        mark: LogMark,
+        event_type: &str,
+        product_id: &str,
+        data: &str,
+    ) -> Result<(), DownstreamError> {
         let now = chrono::Utc::now();
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("stream", s(entries_key(shard, seq)))
-            .item("seq", n(seq))
+            .item("stream", s(entries_key(mark.shard, mark.seq)))
+            .item("seq", n(mark.seq))
             .item("eventType", s(event_type))
             .item("productId", s(product_id))
             .item("data", s(data))
@@ -95,7 +100,7 @@ impl ChangeLog for DynamoChangeLog {
             .send()
             .await
             .map_err(|e| DownstreamError::aws("PutItem change-log entry", e))?;
-        Ok((shard, seq))
+        Ok(())
     }
 
     async fn read_after(

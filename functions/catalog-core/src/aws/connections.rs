@@ -1,31 +1,61 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 
-use super::item::{conditional, get_n_or, get_s, n, s, Item};
+use super::item::{conditional, get_n, get_n_or, get_s, n, s, Item};
 use crate::ports::connections::*;
 use crate::ports::DownstreamError;
 
-/// The connections table, keyed by `connectionId`, with `expiresAt` (epoch seconds) as its TTL attribute.
+/// The sort key of a shard's revision item; connection ids never start with `#`.
+const REVISION: &str = "#revision";
+
+/// The connections table: partition key `shard` (N, [`connection_shard`] of the id), sort key
+/// `connectionId`, `expiresAt` (epoch seconds) as its TTL attribute, and one revision item
+/// per shard (`connectionId = "#revision"`, attribute `rev`).
 #[derive(Clone)]
 pub struct DynamoConnections {
     client: Client,
     table: String,
+    shards: usize,
 }
 
 impl DynamoConnections {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, shards: usize) -> Self {
         Self {
             client,
             table: table.into(),
+            shards: shards.max(1),
         }
+    }
+
+    fn shard_of(&self, connection_id: &str) -> AttributeValue {
+        n(connection_shard(connection_id, self.shards))
+    }
+
+    /// Raises the revision of the connection's shard; called after its record was written.
+    async fn raise_revision(&self, connection_id: &str) -> Result<(), DownstreamError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("shard", self.shard_of(connection_id))
+            .key("connectionId", s(REVISION))
+            .update_expression("ADD rev :one")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| DownstreamError::aws("UpdateItem connections revision", e))?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl ConnectionStore for DynamoConnections {
+    fn shards(&self) -> usize {
+        self.shards
+    }
+
     async fn add(
         &self,
         connection_id: &str,
@@ -35,19 +65,21 @@ impl ConnectionStore for DynamoConnections {
         self.client
             .put_item()
             .table_name(&self.table)
+            .item("shard", self.shard_of(connection_id))
             .item("connectionId", s(connection_id))
             .item("connectedAt", n(connected_at_ms))
             .item("expiresAt", n(expires_at_s))
             .send()
             .await
             .map_err(|e| DownstreamError::aws("PutItem connection", e))?;
-        Ok(())
+        self.raise_revision(connection_id).await
     }
 
     async fn remove(&self, connection_id: &str) -> Result<(), DownstreamError> {
         self.client
             .delete_item()
             .table_name(&self.table)
+            .key("shard", self.shard_of(connection_id))
             .key("connectionId", s(connection_id))
             .send()
             .await
@@ -65,6 +97,7 @@ impl ConnectionStore for DynamoConnections {
             .client
             .update_item()
             .table_name(&self.table)
+            .key("shard", self.shard_of(connection_id))
             .key("connectionId", s(connection_id))
             .condition_expression("attribute_exists(connectionId)")
             .expression_attribute_values(":batched", AttributeValue::Bool(batched));
@@ -77,23 +110,91 @@ impl ConnectionStore for DynamoConnections {
                 ),
             None => request.update_expression("SET batched = :batched REMOVE productIds"),
         };
-        Ok(conditional(request.send().await, "UpdateItem connection")?.is_some())
+        let found = conditional(request.send().await, "UpdateItem connection")?.is_some();
+        if found {
+            self.raise_revision(connection_id).await?;
+        }
+        Ok(found)
     }
 
-    async fn all(&self) -> Result<Vec<Connection>, DownstreamError> {
+    async fn get(&self, connection_id: &str) -> Result<Option<Connection>, DownstreamError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("shard", self.shard_of(connection_id))
+            .key("connectionId", s(connection_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DownstreamError::aws("GetItem connection", e))?;
+        out.item.as_ref().map(connection_from_item).transpose()
+    }
+
+    async fn revisions(&self) -> Result<Vec<u64>, DownstreamError> {
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for shard in 0..self.shards {
+            keys = keys.keys(
+                [
+                    ("shard".to_owned(), n(shard)),
+                    ("connectionId".to_owned(), s(REVISION)),
+                ]
+                .into(),
+            );
+        }
+        let mut request = Some(
+            keys.build()
+                .map_err(|e| DownstreamError::aws("BatchGetItem connections revisions", e))?,
+        );
+        let mut revisions = vec![0; self.shards];
+        while let Some(keys) = request.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, keys)
+                .send()
+                .await
+                .map_err(|e| DownstreamError::aws("BatchGetItem connections revisions", e))?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(&self.table))
+                .into_iter()
+                .flatten()
+            {
+                let shard: usize = get_n(item, "shard")?;
+                if let Some(slot) = revisions.get_mut(shard) {
+                    *slot = get_n_or(item, "rev", 0)?;
+                }
+            }
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
+        }
+        Ok(revisions)
+    }
+
+    async fn shard(&self, shard: usize) -> Result<Vec<Connection>, DownstreamError> {
         let now_s = chrono::Utc::now().timestamp();
         let items: Vec<Item> = self
             .client
-            .scan()
+            .query()
             .table_name(&self.table)
+            .key_condition_expression("#shard = :shard")
+            .expression_attribute_names("#shard", "shard")
+            .expression_attribute_values(":shard", n(shard))
+            .consistent_read(true)
             .into_paginator()
             .items()
             .send()
             .try_collect()
             .await
-            .map_err(|e| DownstreamError::aws("Scan connections", e))?;
+            .map_err(|e| DownstreamError::aws("Query connections shard", e))?;
         let mut connections = Vec::with_capacity(items.len());
         for item in &items {
+            if get_s(item, "connectionId")? == REVISION {
+                continue;
+            }
             // TTL deletion lags expiry by up to days in AWS; an expired record is already dead.
             if get_n_or(item, "expiresAt", i64::MAX)? < now_s {
                 continue;
@@ -127,5 +228,6 @@ fn connection_from_item(item: &Item) -> Result<Connection, DownstreamError> {
         connection_id: get_s(item, "connectionId")?,
         product_ids,
         batched,
+        connected_at_ms: get_n_or(item, "connectedAt", 0)?,
     })
 }

@@ -62,3 +62,65 @@ impl DeadLetters for SqsDeadLetters {
         Ok(())
     }
 }
+
+/// Changes the visibility of returned messages (ChangeMessageVisibilityBatch), so a FIFO
+/// group whose downstream failed resumes seconds after it recovers, not a timeout later.
+#[derive(Clone)]
+pub struct SqsRedelivery {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsRedelivery {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Redelivery for SqsRedelivery {
+    async fn redeliver_after(
+        &self,
+        messages: &[(String, std::time::Duration)],
+    ) -> Result<(), DownstreamError> {
+        use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
+        // A batch takes at most 10 entries.
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (receipt, delay))| {
+                    Entry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .visibility_timeout(i32::try_from(delay.as_secs()).unwrap_or(i32::MAX))
+                        .build()
+                        .map_err(|e| DownstreamError::aws("ChangeMessageVisibilityBatch", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| DownstreamError::aws("ChangeMessageVisibilityBatch", e))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(DownstreamError::Aws {
+                    operation: "ChangeMessageVisibilityBatch",
+                    message: format!(
+                        "{} of {} entries refused; first: {}",
+                        out.failed().len(),
+                        chunk.len(),
+                        failed.message().unwrap_or(failed.code())
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

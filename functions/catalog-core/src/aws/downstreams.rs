@@ -28,7 +28,11 @@ impl Downstreams {
                 dynamo_breaker.clone(),
             ),
             connections: Guarded::new(
-                DynamoConnections::new(dynamo, settings.connections_table),
+                DynamoConnections::new(
+                    dynamo,
+                    settings.connections_table,
+                    settings.connection_shards,
+                ),
                 dynamo_breaker.clone(),
             ),
             pusher: Guarded::new(

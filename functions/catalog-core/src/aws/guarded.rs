@@ -45,6 +45,10 @@ impl<T: ProductStore> ProductStore for Guarded<T> {
     async fn all_products(&self) -> Result<Vec<Product>, DownstreamError> {
         self.store_call(self.inner.all_products()).await
     }
+
+    async fn products(&self, product_ids: &BTreeSet<String>) -> Result<Vec<Product>, DownstreamError> {
+        self.store_call(self.inner.products(product_ids)).await
+    }
 }
 
 #[async_trait]
@@ -88,6 +92,10 @@ impl<T: PhotoRecords> PhotoRecords for Guarded<T> {
 
 #[async_trait]
 impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
+    fn shards(&self) -> usize {
+        self.inner.shards()
+    }
+
     async fn add(
         &self,
         connection_id: &str,
@@ -112,8 +120,16 @@ impl<T: ConnectionStore> ConnectionStore for Guarded<T> {
             .await
     }
 
-    async fn all(&self) -> Result<Vec<Connection>, DownstreamError> {
-        self.store_call(self.inner.all()).await
+    async fn get(&self, connection_id: &str) -> Result<Option<Connection>, DownstreamError> {
+        self.store_call(self.inner.get(connection_id)).await
+    }
+
+    async fn revisions(&self) -> Result<Vec<u64>, DownstreamError> {
+        self.store_call(self.inner.revisions()).await
+    }
+
+    async fn shard(&self, shard: usize) -> Result<Vec<Connection>, DownstreamError> {
+        self.store_call(self.inner.shard(shard)).await
     }
 }
 

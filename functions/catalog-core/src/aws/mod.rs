@@ -16,7 +16,7 @@ pub mod push;
 
 pub use change_log::{DynamoChangeLog, ENTRIES_PER_PARTITION};
 pub use connections::DynamoConnections;
-pub use dead_letters::SqsDeadLetters;
+pub use dead_letters::{SqsDeadLetters, SqsRedelivery};
 pub use downstreams::Downstreams;
 pub use guarded::Guarded;
 pub use jobs::DynamoJobLog;

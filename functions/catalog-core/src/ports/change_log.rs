@@ -40,6 +40,14 @@ pub struct LogEntry {
     pub logged_at_ms: i64,
 }
 
+/// Where one entry sits in the log: its shard and its sequence number there. Pushed frames
+/// carry it (`"log":{"shard":3,"seq":17}`), so a WebSocket client knows how far it has read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogMark {
+    pub shard: usize,
+    pub seq: u64,
+}
+
 /// The shard a product's events go to: FNV-1a of its id, stable across processes and releases.
 pub fn shard_of(product_id: &str, shards: usize) -> usize {
     let hash = product_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -107,13 +115,29 @@ impl fmt::Display for LogPosition {
 pub trait ChangeLog: Send + Sync {
     /// How many shards the log is split into.
     fn shards(&self) -> usize;
-    /// Appends an entry to its product's shard; returns (shard, sequence number).
+    /// Takes the next sequence number of the product's shard (its counter, read strongly
+    /// by [`ChangeLog::head`]). The entry itself is written by [`ChangeLog::write`]; until
+    /// then readers see a hole.
+    async fn reserve(&self, product_id: &str) -> Result<LogMark, DownstreamError>;
+    /// Writes the entry a [`ChangeLog::reserve`] numbered.
+    async fn write(
+        &self,
+        mark: LogMark,
+        event_type: &str,
+        product_id: &str,
+        data: &str,
+    ) -> Result<(), DownstreamError>;
+    /// Numbers and writes an entry.
     async fn append(
         &self,
         event_type: &str,
         product_id: &str,
         data: &str,
-    ) -> Result<(usize, u64), DownstreamError>;
+    ) -> Result<LogMark, DownstreamError> {
+        let mark = self.reserve(product_id).await?;
+        self.write(mark, event_type, product_id, data).await?;
+        Ok(mark)
+    }
     /// A shard's entries with a sequence number above `after` and at most `through` (the
     /// shard's head as [`ChangeLog::head`] read it), in order, at most `limit`.
     async fn read_after(
@@ -143,6 +167,8 @@ pub mod fake {
     pub struct MemoryChangeLog {
         pub shards: usize,
         pub entries: Mutex<Vec<LogEntry>>,
+        /// The last sequence number handed out per shard.
+        pub counters: Mutex<std::collections::BTreeMap<usize, u64>>,
     }
 
     impl MemoryChangeLog {
@@ -164,28 +190,33 @@ pub mod fake {
             }
         }
 
-        async fn append(
+        async fn reserve(&self, product_id: &str) -> Result<LogMark, DownstreamError> {
+            let shard = super::shard_of(product_id, self.shards());
+            let mut counters = self.counters.lock().unwrap();
+            let counter = counters.entry(shard).or_default();
+            *counter += 1;
+            Ok(LogMark {
+                shard,
+                seq: *counter,
+            })
+        }
+
+        async fn write(
             &self,
+            mark: LogMark,
             event_type: &str,
             product_id: &str,
             data: &str,
-        ) -> Result<(usize, u64), DownstreamError> {
-            let shard = super::shard_of(product_id, self.shards());
-            let mut entries = self.entries.lock().unwrap();
-            let seq = entries
-                .iter()
-                .rev()
-                .find(|e| e.shard == shard)
-                .map_or(1, |e| e.seq + 1);
-            entries.push(LogEntry {
-                shard,
-                seq,
+        ) -> Result<(), DownstreamError> {
+            self.entries.lock().unwrap().push(LogEntry {
+                shard: mark.shard,
+                seq: mark.seq,
                 event_type: event_type.to_owned(),
                 product_id: product_id.to_owned(),
                 data: data.to_owned(),
                 logged_at_ms: chrono::Utc::now().timestamp_millis(),
             });
-            Ok((shard, seq))
+            Ok(())
         }
 
         async fn read_after(
@@ -210,8 +241,8 @@ pub mod fake {
 
         async fn head(&self) -> Result<LogPosition, DownstreamError> {
             let mut position = LogPosition::start(self.shards());
-            for e in self.entries.lock().unwrap().iter() {
-                position.0[e.shard] = position.0[e.shard].max(e.seq);
+            for (shard, seq) in self.counters.lock().unwrap().iter() {
+                position.0[*shard] = *seq;
             }
             Ok(position)
         }

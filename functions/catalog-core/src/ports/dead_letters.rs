@@ -19,6 +19,17 @@ pub trait DeadLetters: Send + Sync {
     async fn send(&self, letter: &DeadLetter) -> Result<(), DownstreamError>;
 }
 
+/// Messages a batch returns to their queue, each to be received again after its delay
+/// instead of after the queue's whole visibility timeout.
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    /// `(receipt handle, delay)` of messages still in flight.
+    async fn redeliver_after(
+        &self,
+        messages: &[(String, std::time::Duration)],
+    ) -> Result<(), DownstreamError>;
+}
+
 /// The in-memory stand-in the functions' unit tests use.
 #[cfg(any(test, feature = "fakes"))]
 pub mod fake {
@@ -48,6 +59,23 @@ pub mod fake {
                 });
             }
             self.letters.lock().unwrap().push(letter.clone());
+            Ok(())
+        }
+    }
+
+    /// Records each redelivery asked for.
+    #[derive(Clone, Default)]
+    pub struct RecordingRedelivery {
+        pub asked: Arc<Mutex<Vec<(String, std::time::Duration)>>>,
+    }
+
+    #[async_trait]
+    impl Redelivery for RecordingRedelivery {
+        async fn redeliver_after(
+            &self,
+            messages: &[(String, std::time::Duration)],
+        ) -> Result<(), DownstreamError> {
+            self.asked.lock().unwrap().extend_from_slice(messages);
             Ok(())
         }
     }

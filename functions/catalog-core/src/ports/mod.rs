@@ -11,9 +11,9 @@ pub mod products;
 pub mod publisher;
 pub mod push;
 
-pub use change_log::{shard_of, ChangeLog, LogEntry, LogPosition};
+pub use change_log::{shard_of, ChangeLog, LogEntry, LogMark, LogPosition};
 pub use connections::{Connection, ConnectionStore};
-pub use dead_letters::{DeadLetter, DeadLetters};
+pub use dead_letters::{DeadLetter, DeadLetters, Redelivery};
 pub use jobs::{Claim, JobLog};
 pub use photos::{PhotoBucket, PhotoJob, PhotoJobQueue};
 pub use products::{CatalogReader, GeneratorStore, Page, PageKey, PhotoRecords, ProductStore};

@@ -13,7 +13,13 @@ pub trait ProductStore: Send + Sync {
         &self,
         change: &ProductChanged,
     ) -> Result<ApplyOutcome<Product>, DownstreamError>;
+    /// The whole catalogue, read strongly.
     async fn all_products(&self) -> Result<Vec<Product>, DownstreamError>;
+    /// These products (those that exist), read strongly: what a filtered snapshot costs.
+    async fn products(
+        &self,
+        product_ids: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<Product>, DownstreamError>;
 }
 
 /// What the generator reads and records.
@@ -181,6 +187,17 @@ pub mod fake {
                 .unwrap()
                 .values()
                 .map(|r| r.0.clone())
+                .collect())
+        }
+
+        async fn products(
+            &self,
+            product_ids: &std::collections::BTreeSet<String>,
+        ) -> Result<Vec<Product>, DownstreamError> {
+            let rows = self.rows.lock().unwrap();
+            Ok(product_ids
+                .iter()
+                .filter_map(|id| rows.get(id).map(|r| r.0.clone()))
                 .collect())
         }
     }
