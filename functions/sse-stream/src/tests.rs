@@ -330,6 +330,8 @@ async fn a_session_sees_events_appended_while_it_runs_and_ends_when_the_client_l
     let mut body = response.into_body().into_data_stream();
     let opening = body.next().await.unwrap().unwrap();
     assert!(opening.starts_with(b"retry: 1000\n"), "{opening:?}");
+    let ready = body.next().await.unwrap().unwrap();
+    assert!(ready.starts_with(b"event: ready\n"), "{ready:?}");
     log.append("productChanged", "p-001", r#"{"x":1}"#)
         .await
         .unwrap();

@@ -167,7 +167,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher, L: ChangeLog> WsHandler<C, 
                 "too many frames from this connection; slow down",
             );
             return self
-                .reply_json(connection_id, vec![frame], RouteOutcome::RateLimited)
+                .reply(connection_id, vec![frame], RouteOutcome::RateLimited)
                 .await;
         }
         let (outcome, replies) = match ClientFrame::parse(body) {

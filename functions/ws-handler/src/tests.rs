@@ -275,11 +275,28 @@ async fn a_resume_too_far_back_or_from_a_foreign_position_is_told_so_and_still_s
     assert_eq!(frames[1]["type"], "subscribed");
 
     for after in ["1.2", "99999.0.0.0"] {
+        let sent = h.pusher.frames(CONNECTION).len();
         let frame = serde_json::json!({"action":"subscribe","after":after});
         h.handle(&message(&frame.to_string())).await.unwrap();
-        let last = h.pusher.frames(CONNECTION).last().unwrap().clone();
-        assert_eq!(last["code"], "invalid_field", "{after}: {last}");
+        let answer = h.pusher.frames(CONNECTION)[sent].clone();
+        assert_eq!(answer["code"], "invalid_field", "{after}: {answer}");
     }
+
+    // The first entries after a position have expired (TTL): not replayable either.
+    let before_expiry = h.change_log.head().await.unwrap().to_string();
+    log_change(&h, "p-001", 2000).await;
+    log_change(&h, "p-001", 2001).await;
+    let first_new = h.change_log.head().await.unwrap().0[catalog_core::ports::shard_of("p-001", 4)] - 1;
+    h.change_log
+        .entries
+        .lock()
+        .unwrap()
+        .retain(|e| e.seq != first_new);
+    let sent = h.pusher.frames(CONNECTION).len();
+    let frame = serde_json::json!({"action":"subscribe","productIds":["p-001"],"after":before_expiry});
+    h.handle(&message(&frame.to_string())).await.unwrap();
+    let answer = h.pusher.frames(CONNECTION)[sent].clone();
+    assert_eq!(answer["code"], "resume_too_far", "{answer}");
 }
 
 #[tokio::test]

@@ -536,7 +536,7 @@ async fn the_change_log_is_read_in_order_across_its_partitions() {
             .append("productChanged", "p-001", &format!("{{\"n\":{i}}}"))
             .await
             .unwrap()
-            .0;
+            .shard;
     }
     let head = log.head().await.unwrap();
     assert_eq!(head.0[shard], count);
