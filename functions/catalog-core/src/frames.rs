@@ -211,8 +211,8 @@ impl ServerFrame {
 
     /// The frame marked with its change-log entry.
     pub fn logged_at(mut self, mark: LogMark) -> Self {
-        if let ServerFrame::ProductChanged { log, .. } | ServerFrame::ProductPhotoChanged { log, .. } =
-            &mut self
+        if let ServerFrame::ProductChanged { log, .. }
+        | ServerFrame::ProductPhotoChanged { log, .. } = &mut self
         {
             *log = Some(mark);
         }

@@ -137,7 +137,11 @@ pub async fn dead_letter_record<D: DeadLetters + ?Sized>(
 /// How long a record that failed for a reason that may pass waits before its next receive:
 /// `base` doubled for each receive before this one, at most `max`. The queue's own visibility
 /// timeout stays long, for an invocation that dies without answering.
-pub fn retry_delay(record: &SqsMessage, base: std::time::Duration, max: std::time::Duration) -> std::time::Duration {
+pub fn retry_delay(
+    record: &SqsMessage,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> std::time::Duration {
     let receives: u32 = record
         .attributes
         .get("ApproximateReceiveCount")

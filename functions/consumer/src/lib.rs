@@ -255,7 +255,11 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
     async fn redeliver_soon(&self, records: &[SqsMessage], returned: &[String]) {
         let delays: Vec<(String, Duration)> = records
             .iter()
-            .filter(|r| r.message_id.as_ref().is_some_and(|id| returned.contains(id)))
+            .filter(|r| {
+                r.message_id
+                    .as_ref()
+                    .is_some_and(|id| returned.contains(id))
+            })
             .filter_map(|r| {
                 let delay = sqs_batch::retry_delay(r, self.retry_base, self.retry_max);
                 r.receipt_handle.clone().map(|receipt| (receipt, delay))
@@ -472,7 +476,10 @@ impl<P: ProductStore, C: ConnectionStore, U: Pusher, D: DeadLetters, L: ChangeLo
     ) -> Result<Vec<usize>, DownstreamError> {
         let results: Vec<(usize, Result<(), PushError>)> = stream::iter(sends.iter().enumerate())
             .map(|(i, (connection, payload))| async move {
-                (i, self.pusher.push(&connection.connection_id, payload).await)
+                (
+                    i,
+                    self.pusher.push(&connection.connection_id, payload).await,
+                )
             })
             .buffer_unordered(self.push_concurrency.max(1))
             .collect()

@@ -4,8 +4,8 @@ use catalog_core::config::FromEnv;
 use catalog_core::metrics::MetricsTarget;
 use catalog_core::settings::ConsumerSettings;
 use consumer::{faults::Faults, Consumer};
-use std::time::Duration;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
+use std::time::Duration;
 use tracing::{info, info_span, Instrument};
 
 // One thread: a Lambda below 1,769 MB has one vCPU, and the handler's work (the pushes above

@@ -561,10 +561,7 @@ async fn a_failed_push_returns_its_records_after_a_short_growing_delay() {
     c.redelivery = Box::new(redelivery.clone());
     connect(&c, "all", None).await;
     c.pusher.failing.lock().unwrap().insert("all".into());
-    let mut event = grouped_event(&[
-        &change("p-001", 1, 1299, 40),
-        &change("p-001", 2, 1299, 41),
-    ]);
+    let mut event = grouped_event(&[&change("p-001", 1, 1299, 40), &change("p-001", 2, 1299, 41)]);
     for (i, record) in event.records.iter_mut().enumerate() {
         record.receipt_handle = Some(format!("receipt-{i}"));
         record

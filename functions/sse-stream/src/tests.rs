@@ -184,9 +184,7 @@ async fn a_session_says_ready_with_its_start_before_any_change() {
     append_numbered(&log, &["p-001", "p-002"], 5).await;
     let start = log.head().await.unwrap();
     let text = collect(&log, SseRequest::default(), 300).await;
-    let ready = text
-        .find("event: ready")
-        .expect("a ready event");
+    let ready = text.find("event: ready").expect("a ready event");
     assert!(
         text[ready..].contains(&format!(r#"data: {{"position":"{start}"}}"#)),
         "{text}"

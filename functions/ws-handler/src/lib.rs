@@ -279,10 +279,7 @@ impl<C: ConnectionStore, P: ProductStore, U: Pusher, L: ChangeLog> WsHandler<C, 
                 &format!("after is ahead of this change log (shard {shard}); use a position this server sent"),
             )]);
         }
-        let missed: u64 = wanted_shards
-            .iter()
-            .map(|&k| head.0[k] - after.0[k])
-            .sum();
+        let missed: u64 = wanted_shards.iter().map(|&k| head.0[k] - after.0[k]).sum();
         if missed > MAX_REPLAY_ENTRIES {
             return Ok(vec![too_far(&format!(
                 "{missed} changes were logged since that position, more than the {MAX_REPLAY_ENTRIES} a resume replays"

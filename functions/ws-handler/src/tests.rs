@@ -177,9 +177,11 @@ async fn snapshot_sends_the_whole_catalogue_in_parts() {
 async fn a_filtered_snapshot_holds_only_the_subscribed_products() {
     let h = handler();
     h.handle(&connect()).await.unwrap();
-    h.handle(&message(r#"{"action":"subscribe","productIds":["p-007","p-003","p-999"]}"#))
-        .await
-        .unwrap();
+    h.handle(&message(
+        r#"{"action":"subscribe","productIds":["p-007","p-003","p-999"]}"#,
+    ))
+    .await
+    .unwrap();
     h.handle(&message(r#"{"action":"snapshot"}"#))
         .await
         .unwrap();
@@ -196,8 +198,14 @@ async fn a_filtered_snapshot_holds_only_the_subscribed_products() {
 }
 
 /// Logs a `productChanged`-like entry for `product_id` at `version`.
-async fn log_change(h: &WsHandler<MemoryConnections, MemoryProducts, RecordingPusher, MemoryChangeLog>, product_id: &str, version: u64) {
-    let data = serde_json::json!({"type":"productChanged","productId":product_id,"version":version}).to_string();
+async fn log_change(
+    h: &WsHandler<MemoryConnections, MemoryProducts, RecordingPusher, MemoryChangeLog>,
+    product_id: &str,
+    version: u64,
+) {
+    let data =
+        serde_json::json!({"type":"productChanged","productId":product_id,"version":version})
+            .to_string();
     h.change_log
         .append("productChanged", product_id, &data)
         .await
@@ -233,22 +241,36 @@ async fn a_resuming_subscribe_replays_its_products_changes_after_the_position_in
         log_change(&h, "p-002", version).await;
         log_change(&h, "p-003", version).await;
     }
-    let frame = serde_json::json!({"action":"subscribe","productIds":["p-001","p-003"],"after":position});
+    let frame =
+        serde_json::json!({"action":"subscribe","productIds":["p-001","p-003"],"after":position});
     assert_eq!(
         h.handle(&message(&frame.to_string())).await.unwrap(),
         RouteOutcome::Subscribed
     );
     let frames = h.pusher.frames(CONNECTION);
-    assert_eq!(frames.len(), 2, "one batch of replayed changes, then the ack");
+    assert_eq!(
+        frames.len(),
+        2,
+        "one batch of replayed changes, then the ack"
+    );
     assert_eq!(frames[0]["type"], "batch");
     let replayed: Vec<(String, u64)> = frames[0]["frames"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["productId"].as_str().unwrap().to_owned(), f["version"].as_u64().unwrap()))
+        .map(|f| {
+            (
+                f["productId"].as_str().unwrap().to_owned(),
+                f["version"].as_u64().unwrap(),
+            )
+        })
         .collect();
     for id in ["p-001", "p-003"] {
-        let versions: Vec<u64> = replayed.iter().filter(|(p, _)| p == id).map(|(_, v)| *v).collect();
+        let versions: Vec<u64> = replayed
+            .iter()
+            .filter(|(p, _)| p == id)
+            .map(|(_, v)| *v)
+            .collect();
         assert_eq!(versions, [2, 3, 4], "{id}");
     }
     assert!(replayed.iter().all(|(p, _)| p != "p-002"), "not subscribed");
@@ -286,14 +308,16 @@ async fn a_resume_too_far_back_or_from_a_foreign_position_is_told_so_and_still_s
     let before_expiry = h.change_log.head().await.unwrap().to_string();
     log_change(&h, "p-001", 2000).await;
     log_change(&h, "p-001", 2001).await;
-    let first_new = h.change_log.head().await.unwrap().0[catalog_core::ports::shard_of("p-001", 4)] - 1;
+    let first_new =
+        h.change_log.head().await.unwrap().0[catalog_core::ports::shard_of("p-001", 4)] - 1;
     h.change_log
         .entries
         .lock()
         .unwrap()
         .retain(|e| e.seq != first_new);
     let sent = h.pusher.frames(CONNECTION).len();
-    let frame = serde_json::json!({"action":"subscribe","productIds":["p-001"],"after":before_expiry});
+    let frame =
+        serde_json::json!({"action":"subscribe","productIds":["p-001"],"after":before_expiry});
     h.handle(&message(&frame.to_string())).await.unwrap();
     let answer = h.pusher.frames(CONNECTION)[sent].clone();
     assert_eq!(answer["code"], "resume_too_far", "{answer}");

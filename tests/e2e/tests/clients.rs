@@ -220,8 +220,10 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
             >= 1
     })
     .await;
-    ws.wait_for("ws-echo printed what it missed", |l| printed_each(l, &missed))
-        .await;
+    ws.wait_for("ws-echo printed what it missed", |l| {
+        printed_each(l, &missed)
+    })
+    .await;
     // The SSE client resumes with Last-Event-ID when its session ends (scripts/test runs
     // the local stream with short sessions).
     sse.wait_for("sse-echo resumed", |l| {
@@ -244,7 +246,13 @@ async fn echo_clients_print_each_update_and_come_back_after_a_disconnect() {
             .iter()
             .filter(|l| l.contains(&change.change_id))
             .count();
-        assert_eq!(printed, 1, "ws-echo printed {} once: {:?}", change.change_id, ws.lines());
+        assert_eq!(
+            printed,
+            1,
+            "ws-echo printed {} once: {:?}",
+            change.change_id,
+            ws.lines()
+        );
     }
     let sse_ids: Vec<LogPosition> = sse
         .lines()

@@ -68,7 +68,10 @@ fn view(frames: &[Value]) -> BTreeMap<String, u64> {
         match frame["type"].as_str() {
             Some("snapshot") => {
                 for p in frame["products"].as_array().into_iter().flatten() {
-                    keep(p["productId"].as_str().unwrap(), p["version"].as_u64().unwrap());
+                    keep(
+                        p["productId"].as_str().unwrap(),
+                        p["version"].as_u64().unwrap(),
+                    );
                 }
             }
             Some("productChanged") => keep(
@@ -210,7 +213,9 @@ fn resume_position(client: &WsClient, now: chrono::DateTime<chrono::Utc>) -> Str
         if now - *received < settle {
             continue;
         }
-        if let (Some(shard), Some(seq)) = (frame["log"]["shard"].as_u64(), frame["log"]["seq"].as_u64()) {
+        if let (Some(shard), Some(seq)) =
+            (frame["log"]["shard"].as_u64(), frame["log"]["seq"].as_u64())
+        {
             let slot = &mut position[shard as usize];
             *slot = (*slot).max(seq);
         }
@@ -232,7 +237,10 @@ async fn a_websocket_client_that_drops_resumes_with_every_change_once_in_order()
         products.insert(id.clone(), stack.product(id).await);
     }
     let mine: Vec<String> = ids.iter().step_by(6).cloned().collect();
-    let started: BTreeMap<String, u64> = mine.iter().map(|id| (id.clone(), products[id].version)).collect();
+    let started: BTreeMap<String, u64> = mine
+        .iter()
+        .map(|id| (id.clone(), products[id].version))
+        .collect();
 
     let first = WsClient::connect(&stack.ws_url).await;
     follow(&first, Some(&mine)).await;
@@ -244,7 +252,9 @@ async fn a_websocket_client_that_drops_resumes_with_every_change_once_in_order()
     first.abandon();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = WsClient::connect(&stack.ws_url).await;
-    second.send(serde_json::json!({"action": "subscribe", "productIds": mine, "after": after}).to_string());
+    second.send(
+        serde_json::json!({"action": "subscribe", "productIds": mine, "after": after}).to_string(),
+    );
     second
         .wait_for("the resumed subscription's ack", WAIT, |f| {
             f.iter().any(|f| f["type"] == "subscribed")

@@ -46,7 +46,10 @@ impl<T: ProductStore> ProductStore for Guarded<T> {
         self.store_call(self.inner.all_products()).await
     }
 
-    async fn products(&self, product_ids: &BTreeSet<String>) -> Result<Vec<Product>, DownstreamError> {
+    async fn products(
+        &self,
+        product_ids: &BTreeSet<String>,
+    ) -> Result<Vec<Product>, DownstreamError> {
         self.store_call(self.inner.products(product_ids)).await
     }
 }
