@@ -23,6 +23,9 @@ c, sse, mem = soak["clients"], soak["sse"], soak["memory"]
 lat = c["latency_ms"]
 checks = "\n".join(f"| {'PASS' if k['passed'] else 'FAIL'} | {k['name']} | {k['detail']} |" for k in soak["checks"])
 faults = "\n".join(f"- {f}" for f in soak["faults"]) or "- none"
+recovery = "\n".join(
+    f"| {kind} | {r['faults']} | {r['changes_held']} | {ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} |"
+    for kind, r in soak.get("recovery", {}).items()) or "| none | | | | | |"
 if storm_lines:
     storm = ("The storm test (`tests/e2e/tests/storm.rs`) after the soak, on the same stack, "
              f"{'passed' if storm_status == 0 else 'FAILED'}:\n\n" + "\n".join(f"    {l}" for l in storm_lines))
@@ -50,6 +53,13 @@ Change → client over the whole soak, faults included ({lat['receipts']:,} rece
 p95 {ms(lat['p95'])}, p99 {ms(lat['p99'])}, max {ms(lat['max'])}. Deliveries due {c['expected_deliveries']:,}:
 {c['delivered']:,} received, {c['superseded']} superseded by a newer version of the same product (a push that failed in
 an outage is not repeated once a newer version was applied), {c['lost']} lost, {c['regressions']} versions going backwards.
+Recovery: for each fault, from its end until every change it held (published from 2 s before it
+began until it ended, and received after it ended) reached the last client that got it:
+
+| fault | faults | changes held | p50 | p99 | max |
+|---|---|---|---|---|---|
+{recovery}
+
 Memory: the emulator's peak {mem['emulator_peak_mb']:.0f} MB (first quarter {mem['emulator_first_quarter_peak_mb']:.0f} MB,
 last quarter {mem['emulator_last_quarter_peak_mb']:.0f} MB); the functions' peak {mem['functions_peak_mb']:.0f} MB in at
 most {mem['most_function_processes']} processes.

@@ -20,6 +20,8 @@
 //! The audit prints one line per check and the totals, writes the figures as JSON to
 //! `SOAK_REPORT` (when set) and exits non-zero when a check failed.
 
+mod recovery;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ use catalog_core::ports::LogPosition;
 use chrono::{DateTime, Utc};
 use e2e::sse::SseConnection;
 use e2e::{env_or, percentile, png, ManagementFault, Published, Received, Stack, WsClient};
+use recovery::FaultWindow;
 use serde_json::{json, Value};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -108,7 +111,7 @@ struct Ledger {
     generator_failures: Vec<String>,
     sessions: Vec<Session>,
     handshake_refusals: BTreeMap<String, usize>,
-    faults: Vec<(DateTime<Utc>, String)>,
+    faults: Vec<FaultWindow>,
     uploads: Vec<(String, u64)>,
     upload_refusals: Vec<u16>,
     poison: usize,
@@ -380,16 +383,23 @@ fn restart_emulator_timed() -> String {
     )
 }
 
-async fn inject_fault(stack: &Stack, number: usize) -> String {
+/// Injects fault `number` (in turn: a crash, an outage, a restart); its kind and what happened.
+async fn inject_fault(stack: &Stack, number: usize) -> (&'static str, String) {
     match number % 3 {
-        0 => kill_consumer_mid_batch(stack).await,
+        0 => ("consumer killed", kill_consumer_mid_batch(stack).await),
         1 => {
             let fault = ManagementFault::on(502);
             tokio::time::sleep(Duration::from_secs(20)).await;
             drop(fault);
-            "management API answered 502 for 20 s".to_owned()
+            (
+                "management API outage",
+                "management API answered 502 for 20 s".to_owned(),
+            )
         }
-        _ => tokio::task::block_in_place(restart_emulator_timed),
+        _ => (
+            "emulator restart",
+            tokio::task::block_in_place(restart_emulator_timed),
+        ),
     }
 }
 
@@ -416,6 +426,9 @@ async fn upload(stack: &Stack, ledger: &Shared, number: usize) {
     }
 }
 
+/// A fault being injected: it answers its kind and what happened.
+type FaultTask = tokio::task::JoinHandle<(&'static str, String)>;
+
 /// Generator runs, uploads, poison, faults and memory samples until `end`.
 async fn drive(stack: Arc<Stack>, ledger: Shared, settings: &Settings, end: Instant) {
     let started = Instant::now();
@@ -424,7 +437,7 @@ async fn drive(stack: Arc<Stack>, ledger: Shared, settings: &Settings, end: Inst
     // Faults stop two minutes before the end, so the last one's redeliveries are audited too.
     let faults_until = end.checked_sub(Duration::from_secs(120)).unwrap_or(started);
     let run_every = Duration::from_secs_f64(1.0 / settings.runs_per_second);
-    let mut fault_task: Option<tokio::task::JoinHandle<String>> = None;
+    let mut fault_task: Option<(DateTime<Utc>, FaultTask)> = None;
     while Instant::now() < end {
         let now = Instant::now();
         let elapsed = now - started;
@@ -460,10 +473,16 @@ async fn drive(stack: Arc<Stack>, ledger: Shared, settings: &Settings, end: Inst
             samples += 1;
             ledger.lock().unwrap().memory.push(sample_memory());
         }
-        if fault_task.as_ref().is_some_and(|t| t.is_finished()) {
-            let what = fault_task.take().unwrap().await.expect("fault task");
+        if fault_task.as_ref().is_some_and(|(_, t)| t.is_finished()) {
+            let (started, task) = fault_task.take().unwrap();
+            let (kind, what) = task.await.expect("fault task");
             eprintln!("soak: {:>5.0} s  {what}", elapsed.as_secs_f64());
-            ledger.lock().unwrap().faults.push((Utc::now(), what));
+            ledger.lock().unwrap().faults.push(FaultWindow {
+                kind,
+                started,
+                ended: Utc::now(),
+                what,
+            });
         }
         if fault_task.is_none()
             && elapsed >= settings.fault_every.mul_f64(faults as f64 + 1.0)
@@ -472,8 +491,9 @@ async fn drive(stack: Arc<Stack>, ledger: Shared, settings: &Settings, end: Inst
             let stack = stack.clone();
             let number = faults;
             faults += 1;
-            fault_task = Some(tokio::spawn(
-                async move { inject_fault(&stack, number).await },
+            fault_task = Some((
+                Utc::now(),
+                tokio::spawn(async move { inject_fault(&stack, number).await }),
             ));
         }
         if elapsed >= Duration::from_secs(30).mul_f64(progress as f64) {
@@ -489,9 +509,14 @@ async fn drive(stack: Arc<Stack>, ledger: Shared, settings: &Settings, end: Inst
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if let Some(task) = fault_task {
-        let what = task.await.expect("fault task");
-        ledger.lock().unwrap().faults.push((Utc::now(), what));
+    if let Some((started, task)) = fault_task {
+        let (kind, what) = task.await.expect("fault task");
+        ledger.lock().unwrap().faults.push(FaultWindow {
+            kind,
+            started,
+            ended: Utc::now(),
+            what,
+        });
     }
 }
 
@@ -562,7 +587,7 @@ fn audit_sessions(ledger: &Ledger) -> (Check, Check, Value) {
         let fault_near = ledger
             .faults
             .iter()
-            .any(|(at, _)| (*at - session.ended).num_seconds().abs() <= 90);
+            .any(|f| (f.ended - session.ended).num_seconds().abs() <= 90);
         let grace = if fault_near {
             END_GRACE_NEAR_A_FAULT
         } else {
@@ -631,6 +656,29 @@ fn audit_sessions(ledger: &Ledger) -> (Check, Check, Value) {
         ),
         figures,
     )
+}
+
+/// For each fault kind, from the fault's end until the changes it held reached their clients.
+fn recovery_figures(ledger: &Ledger) -> Value {
+    let mut last_receipt: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+    for session in &ledger.sessions {
+        let mut first: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+        for (frame, at) in &session.frames {
+            if let Some(id) = frame["changeId"].as_str() {
+                first.entry(id).or_insert(*at);
+            }
+        }
+        for (id, at) in first {
+            let last = last_receipt.entry(id).or_insert(at);
+            *last = (*last).max(at);
+        }
+    }
+    let published: Vec<(&str, DateTime<Utc>)> = ledger
+        .changes
+        .iter()
+        .map(|c| (c.published.change_id.as_str(), c.returned))
+        .collect();
+    recovery::by_kind(&ledger.faults, &published, &last_receipt)
 }
 
 /// Every entry of the change log from where a reader started to the log's head, read
@@ -1026,8 +1074,9 @@ async fn main() {
     let faults: Vec<String> = ledger
         .faults
         .iter()
-        .map(|(at, what)| format!("{at}: {what}"))
+        .map(|f| format!("{}: {}", f.ended, f.what))
         .collect();
+    let recovery = recovery_figures(&ledger);
     println!(
         "totals: {} changes published ({:.1}/s), {} generator runs refused during faults, {} client sessions, {} handshake refusals {:?}, {} faults, {} poison, {} photo uploads; {} of {} checks passed",
         ledger.changes.len(),
@@ -1055,6 +1104,7 @@ async fn main() {
         "sse": sse_figures,
         "memory": memory_figures,
         "faults": faults,
+        "recovery": recovery,
         "poison": ledger.poison,
         "uploads": ledger.uploads.len(),
         "checks": checks.iter().map(|c| json!({"name": c.name, "passed": c.passed, "detail": c.detail})).collect::<Vec<_>>(),
