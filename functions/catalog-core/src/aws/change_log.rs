@@ -1,8 +1,8 @@
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
-use super::item::{get_n, get_s, n, s, Item};
+use super::item::{batch_get_all, get_n, get_s, n, s, Item};
 use crate::ports::change_log::*;
 use crate::ports::DownstreamError;
 #[derive(Clone)]
@@ -146,49 +146,29 @@ impl ChangeLog for DynamoChangeLog {
 
     async fn head(&self) -> Result<LogPosition, DownstreamError> {
         let mut position = LogPosition::start(self.shards);
-        // BatchGetItem takes at most 100 keys.
-        for first in (0..self.shards).step_by(100) {
-            let mut keys = KeysAndAttributes::builder().consistent_read(true);
-            for shard in first..(first + 100).min(self.shards) {
-                keys = keys.keys(
-                    [
-                        ("stream".to_owned(), s(counter_key(shard))),
-                        ("seq".to_owned(), n(0)),
-                    ]
-                    .into(),
-                );
-            }
-            let mut request = Some(
-                keys.build()
-                    .map_err(|e| DownstreamError::aws("BatchGetItem change-log counters", e))?,
-            );
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| DownstreamError::aws("BatchGetItem change-log counters", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let stream = get_s(item, "stream")?;
-                    let shard: usize = stream
-                        .strip_prefix("counter#")
-                        .and_then(|k| k.parse().ok())
-                        .ok_or_else(|| DownstreamError::CorruptItem(format!("counter {stream}")))?;
-                    if let Some(slot) = position.0.get_mut(shard) {
-                        *slot = get_n(item, "next")?;
-                    }
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
+        let keys = (0..self.shards)
+            .map(|shard| {
+                Item::from([
+                    ("stream".to_owned(), s(counter_key(shard))),
+                    ("seq".to_owned(), n(0)),
+                ])
+            })
+            .collect();
+        let counters = batch_get_all(
+            &self.client,
+            &self.table,
+            keys,
+            "BatchGetItem change-log counters",
+        )
+        .await?;
+        for item in &counters {
+            let stream = get_s(item, "stream")?;
+            let shard: usize = stream
+                .strip_prefix("counter#")
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| DownstreamError::CorruptItem(format!("counter {stream}")))?;
+            if let Some(slot) = position.0.get_mut(shard) {
+                *slot = get_n(item, "next")?;
             }
         }
         Ok(position)

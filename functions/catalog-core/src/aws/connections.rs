@@ -1,10 +1,10 @@
 use std::collections::BTreeSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::item::{conditional, get_n, get_n_or, get_s, n, s, Item};
+use super::item::{batch_get_all, conditional, get_n, get_n_or, get_s, n, s, Item};
 use crate::ports::connections::*;
 use crate::ports::DownstreamError;
 
@@ -132,44 +132,27 @@ impl ConnectionStore for DynamoConnections {
     }
 
     async fn revisions(&self) -> Result<Vec<u64>, DownstreamError> {
-        let mut keys = KeysAndAttributes::builder().consistent_read(true);
-        for shard in 0..self.shards {
-            keys = keys.keys(
-                [
+        let keys = (0..self.shards)
+            .map(|shard| {
+                Item::from([
                     ("shard".to_owned(), n(shard)),
                     ("connectionId".to_owned(), s(REVISION)),
-                ]
-                .into(),
-            );
-        }
-        let mut request = Some(
-            keys.build()
-                .map_err(|e| DownstreamError::aws("BatchGetItem connections revisions", e))?,
-        );
+                ])
+            })
+            .collect();
         let mut revisions = vec![0; self.shards];
-        while let Some(keys) = request.take() {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, keys)
-                .send()
-                .await
-                .map_err(|e| DownstreamError::aws("BatchGetItem connections revisions", e))?;
-            for item in out
-                .responses()
-                .and_then(|r| r.get(&self.table))
-                .into_iter()
-                .flatten()
-            {
-                let shard: usize = get_n(item, "shard")?;
-                if let Some(slot) = revisions.get_mut(shard) {
-                    *slot = get_n_or(item, "rev", 0)?;
-                }
+        let items = batch_get_all(
+            &self.client,
+            &self.table,
+            keys,
+            "BatchGetItem connections revisions",
+        )
+        .await?;
+        for item in &items {
+            let shard: usize = get_n(item, "shard")?;
+            if let Some(slot) = revisions.get_mut(shard) {
+                *slot = get_n_or(item, "rev", 0)?;
             }
-            request = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys().is_empty());
         }
         Ok(revisions)
     }

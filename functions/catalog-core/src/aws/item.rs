@@ -77,3 +77,39 @@ where
         Err(e) => Err(DownstreamError::aws(operation, e)),
     }
 }
+
+/// Every item of `keys` that exists, read strongly with BatchGetItem: 100 keys a request,
+/// and the keys DynamoDB left unprocessed asked for again.
+pub async fn batch_get_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<Item>,
+    operation: &'static str,
+) -> Result<Vec<Item>, DownstreamError> {
+    let mut items = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut request = Some(
+            aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .consistent_read(true)
+                .set_keys(Some(chunk.to_vec()))
+                .build()
+                .map_err(|e| DownstreamError::aws(operation, e))?,
+        );
+        while let Some(keys) = request.take() {
+            let out = client
+                .batch_get_item()
+                .request_items(table, keys)
+                .send()
+                .await
+                .map_err(|e| DownstreamError::aws(operation, e))?;
+            if let Some(found) = out.responses.as_ref().and_then(|r| r.get(table)) {
+                items.extend(found.iter().cloned());
+            }
+            request = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .filter(|k| !k.keys().is_empty());
+        }
+    }
+    Ok(items)
+}

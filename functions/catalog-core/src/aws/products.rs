@@ -1,8 +1,8 @@
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::ReturnValue;
 use aws_sdk_dynamodb::Client;
 
-use super::item::{conditional, get_n, get_n_or, get_opt_s, get_s, n, s, Item};
+use super::item::{batch_get_all, conditional, get_n, get_n_or, get_opt_s, get_s, n, s, Item};
 use crate::generate::ProductState;
 use crate::ports::products::*;
 use crate::ports::DownstreamError;
@@ -282,41 +282,15 @@ impl ProductStore for DynamoProducts {
         &self,
         product_ids: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<Product>, DownstreamError> {
-        let ids: Vec<&String> = product_ids.iter().collect();
-        let mut products = Vec::with_capacity(ids.len());
-        // BatchGetItem takes at most 100 keys.
-        for chunk in ids.chunks(100) {
-            let mut keys = KeysAndAttributes::builder().consistent_read(true);
-            for id in chunk {
-                keys = keys.keys([("productId".to_owned(), s(*id))].into());
-            }
-            let mut request = Some(
-                keys.build()
-                    .map_err(|e| DownstreamError::aws("BatchGetItem products", e))?,
-            );
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(|e| DownstreamError::aws("BatchGetItem products", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    products.push(product_from_item(item)?);
-                }
-                request = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys().is_empty());
-            }
-        }
-        Ok(products)
+        let keys = product_ids
+            .iter()
+            .map(|id| Item::from([("productId".to_owned(), s(id))]))
+            .collect();
+        batch_get_all(&self.client, &self.table, keys, "BatchGetItem products")
+            .await?
+            .iter()
+            .map(product_from_item)
+            .collect()
     }
 }
 
